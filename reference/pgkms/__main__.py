@@ -1,0 +1,7 @@
+"""``python -m pgkms``: the same as the ``pgkms`` command."""
+
+import sys
+
+from pgkms.cli import main
+
+sys.exit(main())

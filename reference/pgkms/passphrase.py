@@ -1,0 +1,135 @@
+"""Passphrase acquisition: running ``cluster_passphrase_command`` (spec PASS_01..PASS_07).
+
+The passphrase is the command's raw standard output. Nothing is trimmed: ``echo secret`` yields
+``secret\\n``, newline included, exactly as in the 2020 patch (PASS_01).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from enum import Enum
+
+from pgkms.errors import PassphraseCommandFailed, PassphraseTooLong, PassphraseTooShort
+from pgkms.layout import PASSPHRASE_MAX_LEN, PASSPHRASE_MIN_LEN, PASSPHRASE_PROMPT
+from pgkms.secret import Secret
+
+_READ_CHUNK = 4096
+
+
+class Purpose(Enum):
+    """Why the passphrase is wanted: the length rules differ (PASS_04..PASS_07)."""
+
+    BOOTSTRAP = "bootstrap"
+    STARTUP = "startup"
+    ROTATION = "rotation"
+
+
+def substitute(command: str, prompt: str = PASSPHRASE_PROMPT) -> str:
+    """PASS_02: replace ``%p`` by the prompt and ``%%`` by ``%``; keep any other ``%x`` as is.
+
+    This is the behaviour the patch intended. Its copy of ``%p`` dropped the prompt's last
+    character and cut the command there (spec deviation DEV_PROMPT).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(command):
+        ch = command[i]
+        nxt = command[i + 1] if i + 1 < len(command) else ""
+        if ch == "%" and nxt == "p":
+            out.append(prompt)
+            i += 2
+        elif ch == "%" and nxt == "%":
+            out.append("%")
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True, repr=False)
+class CommandOutput:
+    """What the command printed: its first ``PASSPHRASE_MAX_LEN + 1`` bytes and the full length."""
+
+    head: Secret
+    total_len: int
+
+    def __repr__(self) -> str:
+        return f"<CommandOutput: {self.total_len} bytes>"
+
+
+def run_passphrase_command(command: str, timeout: float | None = None) -> CommandOutput:
+    """PASS_01, PASS_03: run ``command`` (after substitution) with ``/bin/sh -c``.
+
+    The whole output is consumed, so a long writer is never killed by SIGPIPE, but only its
+    first ``PASSPHRASE_MAX_LEN + 1`` bytes are kept: enough to tell "too long" apart, and the
+    memory used is bounded whatever the command prints. Its standard error is discarded, never
+    echoed, because a misbehaving command could print the passphrase there.
+    """
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", substitute(command)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise PassphraseCommandFailed(
+            f"could not start passphrase command: {exc.strerror}"
+        ) from None
+    assert proc.stdout is not None
+    head = bytearray()
+    total = 0
+    with proc.stdout:
+        while chunk := proc.stdout.read(_READ_CHUNK):
+            total += len(chunk)
+            room = PASSPHRASE_MAX_LEN + 1 - len(head)
+            if room > 0:
+                head += chunk[:room]
+    try:
+        status = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise PassphraseCommandFailed(
+            f"passphrase command did not finish within {timeout} s"
+        ) from None
+    if status != 0:
+        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        raise PassphraseCommandFailed(f"passphrase command {how}")
+    return CommandOutput(head=Secret(bytes(head)), total_len=total)
+
+
+def check_length(output: CommandOutput, purpose: Purpose) -> Secret:
+    """PASS_04..PASS_07: apply the length rules for ``purpose`` and return the passphrase.
+
+    Bootstrap and rotation reject over-long output (the patch silently cut it to 1024 bytes,
+    spec deviation DEV_TRUNCATE); startup keeps cutting, because keys the patch wrapped under a
+    cut passphrase must still open (read compatibility). Every purpose rejects fewer than 64
+    bytes: the patch never wrote keys under such a passphrase, so refusing costs nothing and
+    names the problem instead of reporting a wrong passphrase.
+    """
+    if output.total_len < PASSPHRASE_MIN_LEN:
+        raise PassphraseTooShort(
+            f"passphrase: expected at least {PASSPHRASE_MIN_LEN} bytes, found {output.total_len}"
+        )
+    if output.total_len > PASSPHRASE_MAX_LEN:
+        if purpose is not Purpose.STARTUP:
+            raise PassphraseTooLong(
+                f"passphrase: expected at most {PASSPHRASE_MAX_LEN} bytes, "
+                f"found {output.total_len}"
+            )
+        return Secret(output.head.reveal()[:PASSPHRASE_MAX_LEN])
+    return output.head
+
+
+def check_passphrase(passphrase: bytes, purpose: Purpose) -> Secret:
+    """The length rules applied to passphrase bytes obtained some other way (API, adapter)."""
+    head = passphrase[: PASSPHRASE_MAX_LEN + 1]
+    return check_length(CommandOutput(Secret(head), len(passphrase)), purpose)
+
+
+def acquire_passphrase(command: str, purpose: Purpose, timeout: float | None = None) -> Secret:
+    """Run the command and apply the length rules: the whole of passphrase acquisition."""
+    return check_length(run_passphrase_command(command, timeout), purpose)

@@ -1,0 +1,50 @@
+"""Passphrase rotation through ``pg_cryptokeys_tmp/`` (ROT_01..ROT_06).
+
+The internal keys never change (KEY_02): rotation re-wraps them under the KEK of a new
+passphrase. The new set is complete and durable in the temporary directory before the current
+one is touched, so at every instant at least one complete key set is on disk (REC_05).
+"""
+
+from __future__ import annotations
+
+from pgkms.fs import FileSystem, OsFileSystem, join
+from pgkms.kdf import derive_kek
+from pgkms.keyset import InternalKeys, remove_tree, wrap_key_set, write_key_set
+from pgkms.layout import KEY_DIR, KEY_TMP_DIR
+from pgkms.passphrase import Purpose, check_passphrase
+from pgkms.randomness import RandomSource, system_random
+from pgkms.secret import Secret
+from pgkms.startup import startup
+
+
+def rotate(
+    datadir: str,
+    old_passphrase: Secret,
+    new_passphrase: Secret,
+    fs: FileSystem | None = None,
+    random: RandomSource = system_random,
+) -> InternalKeys:
+    """Re-wrap the internal keys under ``new_passphrase``; return the (unchanged) keys.
+
+    1. ROT_01: open the current keys under the old passphrase, recovering first; a failure
+       here stops the rotation before anything is written.
+    2. ROT_02: the new passphrase must be 64..1024 bytes (PASS_04, PASS_05).
+    3. ROT_03: wrap keys 0, 1, 2 under the new KEK, drawing one IV each in that order.
+    4. ROT_04: write the set to ``pg_cryptokeys_tmp/`` durably, then fsync ``datadir``.
+    5. ROT_05: remove ``pg_cryptokeys/`` durably (files, the directory, then fsync ``datadir``).
+    6. ROT_06: rename the temporary directory into place and fsync ``datadir``.
+    The patch fsynced neither ``datadir`` nor the removal (deviation DEV_FSYNC).
+    """
+    fs = fs or OsFileSystem()
+    keys = startup(datadir, old_passphrase, fs)
+    new_kek = derive_kek(check_passphrase(new_passphrase.reveal(), Purpose.ROTATION))
+    records = wrap_key_set(new_kek, keys, random)
+    current = join(datadir, KEY_DIR)
+    tmp = join(datadir, KEY_TMP_DIR)
+    write_key_set(fs, tmp, records)
+    fs.fsync_dir(datadir)
+    remove_tree(fs, current)
+    fs.fsync_dir(datadir)
+    fs.rename(tmp, current)
+    fs.fsync_dir(datadir)
+    return keys
