@@ -1,4 +1,4 @@
-"""Bootstrap (initdb): generate the internal keys and write ``pg_cryptokeys/`` (BOOT_01..BOOT_04)."""
+"""Bootstrap (initdb): generate the internal keys, write ``pg_cryptokeys/`` (BOOT_01..BOOT_04)."""
 
 from __future__ import annotations
 

@@ -103,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("datadir", metavar="DATADIR", help="the cluster's data directory")
         if passphrase:
             p.add_argument(
-                "--passphrase-command", required=True, metavar="CMD",
+                "--passphrase-command",
+                required=True,
+                metavar="CMD",
                 help="shell command printing the cluster passphrase (%%p: prompt, %%%%: %%)",
             )
         return p
@@ -111,22 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     command("init", "create pg_cryptokeys/ with three new internal keys").set_defaults(
         run=_cmd_init
     )
-    command("verify", "run the startup procedure: do all keys open?").set_defaults(
-        run=_cmd_verify
-    )
+    command("verify", "run the startup procedure: do all keys open?").set_defaults(run=_cmd_verify)
     p = command("rotate", "re-wrap the internal keys under a new passphrase")
     p.add_argument("--new-passphrase-command", required=True, metavar="CMD")
     p.set_defaults(run=_cmd_rotate)
     p = command("recover", "report what an interrupted rotation left", passphrase=False)
     p.add_argument(
-        "--passphrase-command", metavar="CMD",
+        "--passphrase-command",
+        metavar="CMD",
         help="also decide what startup will do under this passphrase",
     )
     p.add_argument("--apply", action="store_true", help="carry the decision out")
     p.set_defaults(run=_cmd_recover)
-    command("wrap", "pg_wrap: read a secret on stdin, print it wrapped").set_defaults(
-        run=_cmd_wrap
-    )
+    command("wrap", "pg_wrap: read a secret on stdin, print it wrapped").set_defaults(run=_cmd_wrap)
     command("unwrap", "pg_unwrap: read a wrapped value on stdin, print the secret").set_defaults(
         run=_cmd_unwrap
     )

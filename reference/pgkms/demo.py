@@ -47,7 +47,8 @@ def run(workdir: str | None = None) -> int:
         print(f"    {len(wrapped)} bytes: {to_bytea_hex(wrapped)[:26]}...")
         _step(4, "pg_unwrap of that value")
         secret = pg_unwrap(keys, wrapped)
-        print(f"    recovered {len(secret)} bytes, equal to the input: {secret.reveal() == b'my secret passward'}")
+        equal = secret.reveal() == b"my secret passward"
+        print(f"    recovered {len(secret)} bytes, equal to the input: {equal}")
         _step(5, "rotate the cluster passphrase")
         rotate(datadir, old, new)
         print("    keys re-wrapped in pg_cryptokeys_tmp/, swapped into pg_cryptokeys/")

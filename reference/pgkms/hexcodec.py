@@ -1,4 +1,4 @@
-"""PostgreSQL ``bytea`` hex text (``\\x0a1b...``), as ``pg_wrap`` returns and ``pg_unwrap`` takes."""
+"""PostgreSQL ``bytea`` hex text (``\\x0a1b...``): what ``pg_wrap`` returns, ``pg_unwrap`` takes."""
 
 from __future__ import annotations
 

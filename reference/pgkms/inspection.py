@@ -73,10 +73,10 @@ def describe(fs: FileSystem, datadir: str) -> list[str]:
         for e in rep.entries:
             rid = "" if e.record_id is None else f", record id {e.record_id}"
             size_note = "" if e.size == RECORD_LEN else f" (a key record is {RECORD_LEN})"
-            lines.append(
-                f"  {e.name}: {e.kind}, {e.size} bytes{size_note}, mode {e.mode:04o}{rid}"
-            )
-        verdict = "complete key set" if rep.problem is None else f"not a complete key set: {rep.problem}"
+            lines.append(f"  {e.name}: {e.kind}, {e.size} bytes{size_note}, mode {e.mode:04o}{rid}")
+        verdict = (
+            "complete key set" if rep.problem is None else f"not a complete key set: {rep.problem}"
+        )
         lines.append(f"  {verdict}")
     current, tmp = reports
     lines.append(rotation_outlook(current, tmp))

@@ -27,7 +27,7 @@ class WrapKeys:
 
 
 def derive_kek(passphrase: Secret) -> WrapKeys:
-    """KDF_01: ``D = SHA-512(passphrase)``; KEK encryption key ``D[0:32]``, HMAC key ``D[32:64]``."""
+    """KDF_01: ``D = SHA-512(passphrase)``; KEK encryption key ``D[:32]``, HMAC key ``D[32:]``."""
     digest = hashes.Hash(hashes.SHA512())
     digest.update(passphrase.reveal())
     d = digest.finalize()

@@ -22,10 +22,10 @@ from pgkms.errors import (
 from pgkms.fs import FileSystem, join
 from pgkms.kdf import WrapKeys, split_internal_key
 from pgkms.layout import INTERNAL_KEY_LEN, KEY_DIR_MODE, KEY_FILE_MODE, KEY_FILE_NAMES, KeyId
+from pgkms.randomness import RandomSource
 from pgkms.record import KeyRecord, decode_record, encode_record
 from pgkms.secret import Secret
 from pgkms.wrap import unwrap, wrap
-from pgkms.randomness import RandomSource
 
 
 @dataclass(frozen=True, repr=False)
@@ -61,7 +61,7 @@ def generate_internal_keys(random: RandomSource) -> InternalKeys:
 
 
 def wrap_key_set(kek: WrapKeys, keys: InternalKeys, random: RandomSource) -> list[KeyRecord]:
-    """Wrap each internal key under the KEK, drawing one IV per key in id order (BOOT_03, ROT_03)."""
+    """Wrap each internal key under the KEK, one IV per key drawn in id order (BOOT_03, ROT_03)."""
     return [
         KeyRecord(key_id=key_id.value, wrapped_key=wrap(kek, key, random))
         for key_id, key in keys.by_id().items()
@@ -119,12 +119,11 @@ def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> Int
                 f"{path}: unwrapped key is {len(key)} bytes, expected {INTERNAL_KEY_LEN}"
             )
         keys[KeyId(record.key_id)] = key
-    if failures and all(isinstance(exc, HmacMismatch) for _, exc in failures):
-        if len(failures) == len(records):
-            raise WrongPassphrase(
-                f"{directory}: cluster passphrase does not match expected passphrase "
-                "(no key file authenticates under it)"
-            )
+    if len(failures) == len(records) and all(isinstance(e, HmacMismatch) for _, e in failures):
+        raise WrongPassphrase(
+            f"{directory}: cluster passphrase does not match expected passphrase "
+            "(no key file authenticates under it)"
+        )
     if failures:
         raise failures[0][1]
     return InternalKeys.from_ids(keys)

@@ -23,7 +23,7 @@ class Field:
 
 
 # --- passphrase (spec: Passphrase acquisition) ---------------------------------------------------
-PASSPHRASE_PROMPT: Final = "Enter database encryption pass phrase:"  # %p substitution (2020)
+PASSPHRASE_PROMPT: Final = "Enter database encryption pass phrase:"  # noqa: S105  # %p (2020)
 PASSPHRASE_MIN_LEN: Final = 64  # (2020) "must be more than 64 bytes", yet exactly 64 is accepted
 PASSPHRASE_MAX_LEN: Final = 1024  # (2020) the patch reads at most this many bytes
 

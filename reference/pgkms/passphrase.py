@@ -117,8 +117,7 @@ def check_length(output: CommandOutput, purpose: Purpose) -> Secret:
     if output.total_len > PASSPHRASE_MAX_LEN:
         if purpose is not Purpose.STARTUP:
             raise PassphraseTooLong(
-                f"passphrase: expected at most {PASSPHRASE_MAX_LEN} bytes, "
-                f"found {output.total_len}"
+                f"passphrase: expected at most {PASSPHRASE_MAX_LEN} bytes, found {output.total_len}"
             )
         return Secret(output.head.reveal()[:PASSPHRASE_MAX_LEN])
     return output.head

@@ -34,7 +34,9 @@ class ScriptedRandom:
 
     def __call__(self, size: int) -> bytes:
         if self._next >= len(self._chunks):
-            raise InputError(f"injected randomness exhausted: draw {self._next + 1} of {size} bytes")
+            raise InputError(
+                f"injected randomness exhausted: draw {self._next + 1} of {size} bytes"
+            )
         chunk = self._chunks[self._next]
         if len(chunk) != size:
             raise InputError(

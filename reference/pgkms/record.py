@@ -41,9 +41,7 @@ def decode_record(data: bytes, file_id: int | None, where: str) -> KeyRecord:
         raise RecordSizeInvalid(f"{where}: expected {RECORD_LEN} bytes, found {len(data)}")
     (key_id,) = _ID.unpack_from(data)
     if key_id not in {k.value for k in KeyId}:
-        raise RecordIdInvalid(
-            f"{where}: key id at offset 0 is {key_id}, expected one of 0, 1, 2"
-        )
+        raise RecordIdInvalid(f"{where}: key id at offset 0 is {key_id}, expected one of 0, 1, 2")
     if file_id is not None and key_id != file_id:
         raise RecordIdMismatch(
             f"{where}: key id at offset 0 is {key_id}, expected {file_id} from the file name"

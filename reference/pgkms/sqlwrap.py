@@ -1,4 +1,4 @@
-"""SQL-level wrapping of user secrets with the SQL key: ``pg_wrap`` / ``pg_unwrap`` (SQL_01..SQL_04)."""
+"""SQL-level wrapping of user secrets with the SQL key: ``pg_wrap``, ``pg_unwrap`` (SQL_01..04)."""
 
 from __future__ import annotations
 

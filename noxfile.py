@@ -1,0 +1,51 @@
+"""Every routine task of the project is a session here; ``nox`` alone runs what CI runs."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+DEV = ".[test]"
+CODE = ["reference", "conformance", "tests", "bench", "noxfile.py"]
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-e", DEV, *extra)
+
+
+@nox.session
+def main(session: nox.Session) -> None:
+    """The project's main job on the bundled implementation (README, first command)."""
+    _install(session)
+    session.run("pgkms", "demo", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (CI profile: derandomized hypothesis)."""
+    _install(session)
+    session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session, "ruff")
+    session.run("ruff", "check", *CODE)
+    session.run("ruff", "format", "--check", *CODE)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    _install(session, "mypy")
+    session.run("mypy", "--strict")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
+    _install(session)
+    session.run("python", "bench/run.py", *session.posargs)
