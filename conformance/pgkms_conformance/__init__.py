@@ -1,0 +1,1 @@
+"""pgkms_conformance: test vectors, the adapter-protocol harness and the crash-state explorer."""
