@@ -8,9 +8,9 @@ import shutil
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
-
 from pgkms.errors import BadPadding, HmacMismatch, WrappedLengthInvalid, WrappedTooShort
 from pgkms.kdf import WrapKeys
 from pgkms.layout import wrapped_len
@@ -30,11 +30,15 @@ def _openssl_wrap(plaintext: bytes) -> bytes:
     assert OPENSSL, "the openssl command-line tool is required for the known-answer tests"
     ciphertext = subprocess.run(
         [OPENSSL, "enc", "-aes-256-cbc", "-K", ENC.hex(), "-iv", IV.hex()],
-        input=plaintext, capture_output=True, check=True,
+        input=plaintext,
+        capture_output=True,
+        check=True,
     ).stdout
     tag_hex = subprocess.run(
         [OPENSSL, "dgst", "-sha256", "-mac", "HMAC", "-macopt", f"hexkey:{MAC.hex()}", "-r"],
-        input=ciphertext, capture_output=True, check=True,
+        input=ciphertext,
+        capture_output=True,
+        check=True,
     ).stdout.split()[0]
     return bytes.fromhex(tag_hex.decode()) + IV + ciphertext
 
@@ -51,7 +55,9 @@ def test_openssl_decrypts_our_ciphertext() -> None:
     wrapped = wrap(KEYS, Secret(plaintext), ScriptedRandom([IV]))
     out = subprocess.run(
         [str(OPENSSL), "enc", "-d", "-aes-256-cbc", "-K", ENC.hex(), "-iv", wrapped[32:48].hex()],
-        input=wrapped[48:], capture_output=True, check=True,
+        input=wrapped[48:],
+        capture_output=True,
+        check=True,
     ).stdout
     assert out == plaintext
 
@@ -107,8 +113,6 @@ def test_iv_bit_flip_is_not_detected_finding_sec_iv() -> None:
 def test_valid_hmac_with_bad_padding() -> None:
     for last in (0, 17, 255):
         block = bytes(15) + bytes([last])
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
         enc = Cipher(algorithms.AES(ENC), modes.CBC(IV)).encryptor()
         ciphertext = enc.update(block) + enc.finalize()
         tag = hmac.new(MAC, ciphertext, hashlib.sha256).digest()
@@ -117,8 +121,6 @@ def test_valid_hmac_with_bad_padding() -> None:
 
 
 def test_inconsistent_padding_bytes() -> None:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     block = bytes(13) + b"\x02\x03\x03"  # claims 3 bytes of padding, one of which is 0x02
     enc = Cipher(algorithms.AES(ENC), modes.CBC(IV)).encryptor()
     ciphertext = enc.update(block) + enc.finalize()
