@@ -132,3 +132,25 @@ def test_demo_runs() -> None:
     done = pgkms("demo")
     assert done.returncode == 0, done.stderr
     assert b"[7]" in done.stdout and b"UNEXPECTED" not in done.stdout
+
+
+@pytest.mark.req("UPG_01")
+def test_upgrade_keys_refuses_another_passphrase(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, new = cluster
+    target = datadir.parent / "new"
+    target.mkdir()
+    assert pgkms("init", str(target), "--passphrase-command", new).returncode == 0
+    done = pgkms(
+        "upgrade-keys", str(target), "--old-datadir", str(datadir), "--passphrase-command", new
+    )
+    _assert_clean_failure(done, 1, "wrong_passphrase")
+    target2 = datadir.parent / "new2"
+    target2.mkdir()
+    assert pgkms("init", str(target2), "--passphrase-command", old).returncode == 0
+    done = pgkms(
+        "upgrade-keys", str(target2), "--old-datadir", str(datadir), "--passphrase-command", old
+    )
+    assert done.returncode == 0, done.stderr
+    assert (target2 / "pg_cryptokeys/0001").read_bytes() == (
+        datadir / "pg_cryptokeys/0001"
+    ).read_bytes()

@@ -16,6 +16,7 @@ from pgkms.recovery import RECOVERY_TABLE, Decision, DirState, decide, recover
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.startup import startup
+from pgkms.upgrade import copy_keys_for_upgrade
 
 from .helpers import NEW, OLD, RecordingFileSystem, snapshot
 
@@ -150,3 +151,31 @@ def test_decision_table_never_discards_the_only_valid_set() -> None:
         if DirState.VALID not in (current, tmp) and tmp is not DirState.ABSENT:
             assert decision is Decision.FAIL
     assert len(RECOVERY_TABLE) == len(DirState) ** 2
+
+
+# --- pg_upgrade ---------------------------------------------------------------------------------
+
+
+@pytest.mark.req("UPG_01")
+def test_upgrade_copies_keys_byte_for_byte(datadir: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    new.mkdir()
+    bootstrap(str(new), Secret(OLD))  # initdb'd with the same passphrase, different keys
+    old_keys = startup(str(datadir), Secret(OLD))
+    assert startup(str(new), Secret(OLD)) != old_keys
+    assert copy_keys_for_upgrade(str(datadir), str(new), Secret(OLD)) == old_keys
+    for name in ("0000", "0001", "0002"):
+        old_bytes = (datadir / "pg_cryptokeys" / name).read_bytes()
+        assert (new / "pg_cryptokeys" / name).read_bytes() == old_bytes
+    assert startup(str(new), Secret(OLD)) == old_keys
+
+
+@pytest.mark.req("UPG_01")
+def test_upgrade_with_another_passphrase_copies_nothing(datadir: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    new.mkdir()
+    bootstrap(str(new), Secret(NEW))
+    before = snapshot(new)
+    with pytest.raises(WrongPassphrase):
+        copy_keys_for_upgrade(str(datadir), str(new), Secret(NEW))
+    assert snapshot(new) == before
