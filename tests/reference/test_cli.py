@@ -137,14 +137,14 @@ def test_demo_runs() -> None:
 @pytest.mark.req("UPG_01")
 def test_upgrade_keys_refuses_another_passphrase(cluster: tuple[Path, str, str]) -> None:
     datadir, old, new = cluster
-    target = datadir.parent / "new"
+    target = datadir.parent / "upgraded"
     target.mkdir()
     assert pgkms("init", str(target), "--passphrase-command", new).returncode == 0
     done = pgkms(
         "upgrade-keys", str(target), "--old-datadir", str(datadir), "--passphrase-command", new
     )
     _assert_clean_failure(done, 1, "wrong_passphrase")
-    target2 = datadir.parent / "new2"
+    target2 = datadir.parent / "upgraded2"
     target2.mkdir()
     assert pgkms("init", str(target2), "--passphrase-command", old).returncode == 0
     done = pgkms(
