@@ -6,7 +6,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import HmacMismatch, KeyLengthInvalid, WrappedLengthInvalid, WrappedTooShort
 from pgkms.kdf import derive_kek, split_internal_key
