@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 # subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pgkms_conformance.harness.cli", "judge an implementation through its adapter"),
+    "mutants": ("pgkms_conformance.mutants.cli", "run the harness on the mutant zoo"),
+}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,98 @@
+"""``pgkms-conformance run``: judge an implementation through its adapter, per requirement.
+
+Exit status: 0 when everything the IUT claims passes; 1 when something failed or the run was
+aborted (crashed, hung or garbage-speaking IUT); 2 for a usage error or an invalid vector file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pgkms_conformance.bundled import adapter_command
+from pgkms_conformance.harness import report_json, report_junit, report_text
+from pgkms_conformance.harness.progress import Progress
+from pgkms_conformance.harness.run import STAGES, Config, run_harness
+from pgkms_conformance.harness.vector_stage import default_vector_paths
+from pgkms_conformance.vectors.runner import VectorFileError
+
+
+def _stages(text: str) -> tuple[str, ...]:
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(STAGES)}")
+    return chosen
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--impl",
+        required=True,
+        help="'reference', 'independent', or the command line that starts your adapter",
+    )
+    parser.add_argument(
+        "--vectors",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an extra vector file or directory (repeatable; validated against the schemas)",
+    )
+    parser.add_argument(
+        "--no-default-vectors", action="store_true", help="skip the repository's vectors/"
+    )
+    parser.add_argument("--examples", type=int, default=100, help="examples per property")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
+    parser.add_argument(
+        "--timeout", type=_positive, default=10.0, help="seconds per request (default 10)"
+    )
+    parser.add_argument("--replay-dir", help="where to write replay files of failures")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON report here")
+    parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
+    parser.add_argument(
+        "--junit-per",
+        choices=report_junit.GRANULARITIES,
+        default="requirement",
+        help="one JUnit testcase per requirement (default) or per case",
+    )
+    parser.add_argument(
+        "--stages", type=_stages, default=STAGES, help=f"comma-separated subset of {STAGES}"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")
+
+
+def run(args: argparse.Namespace) -> int:
+    vector_paths = [] if args.no_default_vectors else default_vector_paths()
+    vector_paths += [Path(p) for p in args.vectors]
+    config = Config(
+        command=adapter_command(args.impl),
+        vector_paths=vector_paths,
+        examples=max(args.examples, 1),
+        seed=args.seed,
+        timeout=args.timeout,
+        replay_dir=args.replay_dir,
+        stages=args.stages,
+    )
+    if not config.command:
+        sys.stderr.write("pgkms-conformance run: --impl names no command\n")
+        return 2
+    try:
+        report = run_harness(config, Progress(enabled=not args.quiet))
+    except VectorFileError as exc:
+        sys.stderr.write(f"pgkms-conformance run: invalid vector file: {exc}\n")
+        return 2
+    sys.stdout.write(report_text.render(report, args.show_failures))
+    if args.json:
+        Path(args.json).write_text(report_json.dumps(report))
+    if args.junit:
+        Path(args.junit).write_text(report_junit.to_xml(report, args.junit_per))
+    return 0 if report.passed else 1

@@ -1,0 +1,86 @@
+"""The oracle: the reference implementation, in process, answering adapter requests.
+
+Asking ``pgkms.adapter.handle_line`` (the reference adapter's own dispatcher) means the oracle
+and the reference adapter cannot disagree about what a request means; no subprocess, no pipes.
+``Answer`` is the common shape of an oracle's and an IUT's reply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pgkms.adapter import handle_line
+
+from pgkms_conformance.harness.redact import describe_json
+from pgkms_conformance.protocol.client import Response
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    ok: bool
+    result: Json = field(default_factory=dict)
+    code: str | None = None
+    message: str = ""
+
+    @classmethod
+    def from_response(cls, response: Response) -> Answer:
+        return cls(
+            ok=response.ok,
+            result=response.result,
+            code=response.error_code,
+            message=response.error_message or "",
+        )
+
+    def summary(self) -> str:
+        """Report-safe: the error code, or each result field described (lengths, hashes)."""
+        if not self.ok:
+            return f"error {self.code}"
+        if not self.result:
+            return "ok"
+        return "ok: " + ", ".join(
+            f"{k} = {describe_json(v)}" for k, v in sorted(self.result.items())
+        )
+
+    def agrees_with(self, expected: Answer) -> bool:
+        """Same error code, or success with every field the expected answer has, equal."""
+        if expected.ok != self.ok:
+            return False
+        if not expected.ok:
+            return expected.code == self.code
+        return all(self.result.get(k) == v for k, v in expected.result.items())
+
+
+@dataclass(frozen=True)
+class Request:
+    """One adapter request (its values are secrets: only replay files may show them)."""
+
+    op: str
+    params: Json
+
+    def line(self, request_id: int) -> Json:
+        return {"id": request_id, "op": self.op, **self.params}
+
+
+def oracle(op: str, params: Json) -> Answer:
+    """The reference's answer to one request."""
+    response, _ = handle_line(json.dumps({"id": 0, "op": op, **params}))
+    if response["ok"]:
+        return Answer(ok=True, result=response["result"])
+    error = response["error"]
+    return Answer(ok=False, code=error["code"], message=error["message"])
+
+
+def seal_blocks(enc: bytes, mac: bytes, iv: bytes, blocks: bytes) -> bytes:
+    """A wrapped value around already block-aligned bytes, padding NOT added: how the harness
+    builds inputs whose HMAC is valid but whose padding is not (WRAP_08)."""
+    encryptor = Cipher(algorithms.AES(enc), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(blocks) + encryptor.finalize()
+    tag = hmac.HMAC(mac, hashes.SHA256())
+    tag.update(ciphertext)
+    return tag.finalize() + iv + ciphertext

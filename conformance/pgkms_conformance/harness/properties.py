@@ -1,0 +1,411 @@
+"""Stage 3: property-based differential tests against the in-process reference.
+
+Each ``Property`` draws requests with hypothesis and compares the IUT's answers with the oracle's
+(``checks.differential``). Where randomness is injected the outputs must be byte-identical; where
+the IUT lacks ``inject_randomness`` its wraps are checked by unwrapping them with the oracle.
+A failure is shrunk by hypothesis; the smallest failing request is written as a replay file (the
+JSON lines to send to the adapter) and reported without its values.
+
+Hypothesis is driven with an explicit seed, no example database (nothing written to the user's
+directory) and quiet verbosity: its own "Falsifying example" report would print the secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from pgkms_conformance.harness.checks import (
+    Attribute,
+    Context,
+    Mismatch,
+    attribute_record,
+    attribute_sql_unwrap,
+    attribute_unwrap,
+    differential,
+    fixed,
+    length_rule,
+)
+from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle, seal_blocks
+from pgkms_conformance.harness.redact import describe
+from pgkms_conformance.harness.session import RunAborted
+from pgkms_conformance.protocol.client import AdapterFailure
+
+Check = Callable[[Context, Json], Mismatch | None]
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    needs: tuple[str, ...]  # capabilities the IUT must claim
+    requirements: tuple[str, ...]  # everything a passing run of it covers
+    strategy: st.SearchStrategy[Json]
+    check: Check
+    description: str
+    examples_cap: int | None = None  # for properties that spawn processes
+
+
+def _bytes(n: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=n, max_size=n)
+
+
+def _hex(n: int) -> st.SearchStrategy[str]:
+    return _bytes(n).map(bytes.hex)
+
+
+# -- KDF_01 ---------------------------------------------------------------------------------
+def check_kdf(ctx: Context, p: Json) -> Mismatch | None:
+    return differential(ctx, "derive_kek", p, fixed("KDF_01"))
+
+
+KDF = st.fixed_dictionaries({"passphrase": st.binary(max_size=200).map(bytes.hex)})
+
+
+# -- WRAP_01..04, SQL_01: wrapping with injected IVs (byte equality) or without (cross-unwrap) --
+def _wrap_regions(expected: bytes, found: bytes, mac_rule: str) -> tuple[str, ...]:
+    """Which rule a wrong wrapped value breaks, judged by the region that differs."""
+    if len(expected) != len(found):
+        return ("WRAP_02",)
+    if expected[32:48] != found[32:48]:
+        return ("WRAP_01",)
+    if expected[48:] != found[48:]:
+        return ("WRAP_02",)
+    return (mac_rule,)
+
+
+def _attribute_wrap(mac_rule: str, sql: bool) -> Attribute:
+    def attribute(expected: Answer, found: Answer) -> tuple[str, ...]:
+        prefix: tuple[str, ...] = ("SQL_01",) if sql else ()
+        if not (expected.ok and found.ok and isinstance(found.result.get("wrapped"), str)):
+            return prefix or ("WRAP_01",)
+        try:
+            got = bytes.fromhex(found.result["wrapped"])
+        except ValueError:
+            return ("ADP_02",)
+        want = bytes.fromhex(expected.result["wrapped"])
+        return tuple(dict.fromkeys(prefix + _wrap_regions(want, got, mac_rule)))
+
+    return attribute
+
+
+def _check_wrap_injected(ctx: Context, op: str, p: Json, mac_rule: str) -> Mismatch | None:
+    return differential(ctx, op, p, _attribute_wrap(mac_rule, sql=op == "sql_wrap"))
+
+
+def _check_wrap_cross(ctx: Context, op: str, p: Json, unwrap_op: str) -> Mismatch | None:
+    """Without injected randomness: the oracle must unwrap the IUT's output to the plaintext."""
+    params = {k: v for k, v in p.items() if k != "iv"}
+    found = ctx.ask(op, params)
+    request = (Request(op, params),)
+    sql = op == "sql_wrap"
+    if not found.ok:
+        return Mismatch(("SQL_01",) if sql else ("WRAP_01",), "ok", found.summary(), request)
+    wrapped = str(found.result.get("wrapped", ""))
+    keys = {"sql_key": p["sql_key"]} if sql else {"enc_key": p["enc_key"], "mac_key": p["mac_key"]}
+    back = oracle(unwrap_op, {**keys, "wrapped": wrapped})
+    plaintext = bytes.fromhex(p["plaintext"])
+    expected_len = 48 + 16 * (len(plaintext) // 16 + 1)
+    if back.ok and back.result["plaintext"] == p["plaintext"] and len(wrapped) == 2 * expected_len:
+        return None
+    if back.code == "hmac_mismatch":
+        reqs: tuple[str, ...] = ("SQL_01",) if sql else ("WRAP_04",)
+    else:
+        reqs = ("SQL_01", "WRAP_02") if sql else ("WRAP_02",)
+    return Mismatch(
+        reqs,
+        f"a wrap of {describe(plaintext)} that the reference unwraps ({expected_len} bytes)",
+        f"{len(wrapped) // 2} bytes; the reference's unwrap says {back.summary()}",
+        request,
+    )
+
+
+def check_wrap(ctx: Context, p: Json) -> Mismatch | None:
+    if ctx.session.supports("inject_randomness"):
+        return _check_wrap_injected(ctx, "wrap", p, "WRAP_04")
+    return _check_wrap_cross(ctx, "wrap", p, "unwrap")
+
+
+def check_sql_wrap(ctx: Context, p: Json) -> Mismatch | None:
+    if ctx.session.supports("inject_randomness"):
+        return _check_wrap_injected(ctx, "sql_wrap", p, "SQL_01")
+    return _check_wrap_cross(ctx, "sql_wrap", p, "sql_unwrap")
+
+
+WRAP = st.fixed_dictionaries(
+    {"enc_key": _hex(32), "mac_key": _hex(32), "plaintext": st.binary(max_size=100).map(bytes.hex)}
+).flatmap(lambda p: _hex(16).map(lambda iv: {**p, "iv": iv}))
+SQL_WRAP = st.fixed_dictionaries(
+    {"sql_key": _hex(64), "plaintext": st.binary(max_size=100).map(bytes.hex), "iv": _hex(16)}
+)
+
+
+# -- WRAP_05..08, SQL_02..04: unwrapping valid and tampered values ---------------------------
+@st.composite
+def _tampered(draw: st.DrawFn, sql: bool) -> Json:
+    key = draw(_bytes(64))
+    enc, mac = key[:32], key[32:]
+    iv = draw(_bytes(16))
+    kind = draw(
+        st.sampled_from(["valid", "flip", "truncate", "extend", "forge_padding", "wrong_key"])
+    )
+    if kind == "forge_padding":  # valid HMAC around block-aligned bytes: padding mostly invalid
+        blocks = draw(st.integers(1, 4))
+        body = draw(_bytes(16 * blocks - 1))
+        last = draw(st.sampled_from([0, 17, 255, 2, 16, draw(st.integers(1, 16))]))
+        wrapped = seal_blocks(enc, mac, iv, body + bytes([last]))
+    else:
+        plaintext = draw(st.binary(max_size=80))
+        wrapped = seal_blocks(enc, mac, iv, _pad(plaintext))
+    if kind == "flip":
+        bit = draw(st.integers(0, 8 * len(wrapped) - 1))
+        flipped = bytearray(wrapped)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        wrapped = bytes(flipped)
+    elif kind == "truncate":
+        wrapped = wrapped[: draw(st.integers(0, len(wrapped) - 1))]
+    elif kind == "extend":
+        wrapped += draw(st.binary(min_size=1, max_size=17))
+    elif kind == "wrong_key":
+        key = key[:32] + bytes(b ^ 0x5A for b in key[32:])
+    if sql:
+        return {"sql_key": key.hex(), "wrapped": wrapped.hex()}
+    return {"enc_key": key[:32].hex(), "mac_key": key[32:].hex(), "wrapped": wrapped.hex()}
+
+
+def _pad(data: bytes) -> bytes:
+    n = 16 - len(data) % 16
+    return data + bytes([n]) * n
+
+
+def check_unwrap(ctx: Context, p: Json) -> Mismatch | None:
+    return differential(ctx, "unwrap", p, attribute_unwrap)
+
+
+def check_sql_unwrap(ctx: Context, p: Json) -> Mismatch | None:
+    return differential(ctx, "sql_unwrap", p, attribute_sql_unwrap)
+
+
+# -- DISK_03..05: records ----------------------------------------------------------------------
+ENCODE = st.fixed_dictionaries(
+    {
+        "key_id": st.one_of(st.integers(0, 2), st.integers(0, 2**32 - 1)),
+        "wrapped_key": _hex(128),
+    }
+)
+
+
+@st.composite
+def _record(draw: st.DrawFn) -> Json:
+    file_id = draw(st.one_of(st.none(), st.integers(0, 2)))
+    if draw(st.integers(0, 4)) == 0:
+        record = draw(st.binary(max_size=200))
+    else:
+        key_id = draw(st.one_of(st.integers(0, 2), st.integers(0, 2**32 - 1)))
+        record = key_id.to_bytes(4, "little") + draw(_bytes(128))
+    return {"record": record.hex(), "file_id": file_id}
+
+
+def check_encode(ctx: Context, p: Json) -> Mismatch | None:
+    return differential(ctx, "encode_record", p, fixed("DISK_03"))
+
+
+def check_decode(ctx: Context, p: Json) -> Mismatch | None:
+    return differential(ctx, "decode_record", p, attribute_record)
+
+
+# -- PASS_02 ------------------------------------------------------------------------------------
+SUBSTITUTE = st.fixed_dictionaries(
+    {"command": st.text(alphabet=st.sampled_from(["%", "p", "%", "x", "a", " ", "'", "é"]))}
+)
+
+
+def check_substitute(ctx: Context, p: Json) -> Mismatch | None:
+    return differential(ctx, "substitute", p, fixed("PASS_02"))
+
+
+# -- PASS_04..07: length rules -----------------------------------------------------------------
+@st.composite
+def _passphrase(draw: st.DrawFn) -> Json:
+    length = draw(
+        st.one_of(
+            st.sampled_from([0, 63, 64, 65, 1023, 1024, 1025, 2048]),
+            st.integers(0, 80),
+            st.integers(1000, 1100),
+        )
+    )
+    head = draw(st.binary(max_size=min(length, 16)))
+    filler = hashlib.shake_128(head).digest(length - len(head))
+    purpose = draw(st.sampled_from(["bootstrap", "startup", "rotation"]))
+    return {"passphrase": (head + filler).hex(), "purpose": purpose}
+
+
+def check_passphrase(ctx: Context, p: Json) -> Mismatch | None:
+    rule = length_rule(p["purpose"], len(p["passphrase"]) // 2)
+    return differential(ctx, "check_passphrase", p, fixed(rule))
+
+
+# -- PASS_01, PASS_03: running the command -----------------------------------------------------
+def printf_command(output: bytes) -> str:
+    """A POSIX sh command printing exactly ``output`` (octal escapes: any byte, no quoting)."""
+    return "printf '" + "".join(f"\\{b:03o}" for b in output) + "'"
+
+
+@st.composite
+def _command(draw: st.DrawFn) -> Json:
+    purpose = draw(st.sampled_from(["bootstrap", "startup", "rotation"]))
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        command = f"exit {draw(st.integers(1, 255))}"
+    elif kind == 1:
+        command = "kill -9 $$"
+    else:
+        output = draw(st.binary(min_size=60, max_size=90))
+        if draw(st.booleans()):
+            output += b"\n"
+        command = printf_command(output)
+    return {"command": command, "purpose": purpose}
+
+
+def attribute_command(expected: Answer, found: Answer) -> tuple[str, ...]:
+    if expected.code == "passphrase_command_failed" or found.code == "passphrase_command_failed":
+        return ("PASS_03",) if not expected.ok else ("PASS_01",)
+    return ("PASS_01",)
+
+
+def check_command(ctx: Context, p: Json) -> Mismatch | None:
+    expected = oracle("run_passphrase_command", p)
+    mismatch = differential(ctx, "run_passphrase_command", p, attribute_command)
+    if mismatch is not None and expected.code in ("passphrase_too_short", "passphrase_too_long"):
+        # The command ran; the length rule decided.
+        length = 1025 if expected.code == "passphrase_too_long" else 0
+        reqs = (length_rule(p["purpose"], length),)
+        return Mismatch(reqs, mismatch.expected, mismatch.found, mismatch.requests)
+    return mismatch
+
+
+PROPERTIES: tuple[Property, ...] = (
+    Property("derive_kek", ("derive_kek",), ("KDF_01",), KDF, check_kdf, "KEK halves of SHA-512"),
+    Property(
+        "wrap",
+        ("wrap",),
+        ("WRAP_01", "WRAP_02", "WRAP_04"),
+        WRAP,
+        check_wrap,
+        "wrap equals the reference (byte-exact with an injected IV, else by unwrapping)",
+    ),
+    Property(
+        "unwrap",
+        ("unwrap",),
+        ("WRAP_02", "WRAP_04", "WRAP_05", "WRAP_06", "WRAP_07", "WRAP_08"),
+        _tampered(sql=False),
+        check_unwrap,
+        "unwrap of valid, bit-flipped, truncated, extended, badly padded and wrong-key values",
+    ),
+    Property(
+        "sql_wrap",
+        ("sql_wrap",),
+        ("SQL_01",),
+        SQL_WRAP,
+        check_sql_wrap,
+        "pg_wrap equals the reference",
+    ),
+    Property(
+        "sql_unwrap",
+        ("sql_unwrap",),
+        ("SQL_01", "SQL_02", "SQL_03", "SQL_04"),
+        _tampered(sql=True),
+        check_sql_unwrap,
+        "pg_unwrap of valid and tampered values",
+    ),
+    Property(
+        "encode_record", ("encode_record",), ("DISK_03",), ENCODE, check_encode, "record bytes"
+    ),
+    Property(
+        "decode_record",
+        ("decode_record",),
+        ("DISK_03", "DISK_04", "DISK_05"),
+        _record(),
+        check_decode,
+        "record parsing: sizes, ids, id against file name",
+    ),
+    Property(
+        "substitute", ("substitute",), ("PASS_02",), SUBSTITUTE, check_substitute, "%p and %%"
+    ),
+    Property(
+        "check_passphrase",
+        ("check_passphrase",),
+        ("PASS_04", "PASS_05", "PASS_06", "PASS_07"),
+        _passphrase(),
+        check_passphrase,
+        "length rules per purpose",
+    ),
+    Property(
+        "run_passphrase_command",
+        ("run_passphrase_command",),
+        ("PASS_01", "PASS_03"),
+        _command(),
+        check_command,
+        "raw command output, failing and killed commands",
+        examples_cap=15,
+    ),
+)
+
+
+class _Disagreement(Exception):
+    """Raised inside hypothesis to make it shrink; never shown."""
+
+
+@dataclass
+class PropertyOutcome:
+    mismatch: Mismatch | None = None
+    adapter_failure: AdapterFailure | None = None
+    failing_params: Json | None = None
+    examples_run: int = 0
+    error: str | None = None
+
+
+def run_property(ctx: Context, prop: Property, examples: int, seed: int) -> PropertyOutcome:
+    """Run one property; return its (shrunk) failure, or a clean outcome."""
+    outcome = PropertyOutcome()
+    cap = examples if prop.examples_cap is None else min(examples, prop.examples_cap)
+
+    @settings(
+        max_examples=max(cap, 1),
+        database=None,
+        deadline=None,
+        derandomize=False,
+        verbosity=Verbosity.quiet,
+        report_multiple_bugs=False,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
+    @hypothesis_seed(seed)
+    @given(prop.strategy)
+    def test(params: Json) -> None:
+        if outcome.adapter_failure is not None or ctx.session.aborted is not None:
+            return  # the IUT broke: stop spending requests, report what broke it
+        outcome.examples_run += 1
+        try:
+            mismatch = prop.check(ctx, params)
+        except AdapterFailure as exc:
+            outcome.adapter_failure, outcome.failing_params = exc, params
+            ctx.session.recover_from(exc)
+            return
+        except RunAborted:
+            return
+        if mismatch is not None:
+            outcome.mismatch, outcome.failing_params = mismatch, params
+            raise _Disagreement
+
+    try:
+        test()
+    except _Disagreement:
+        pass
+    except Exception as exc:  # e.g. hypothesis' Flaky: the IUT answered inconsistently
+        outcome.error = type(exc).__name__
+    return outcome

@@ -1,0 +1,85 @@
+"""The machine-readable report (``--json FILE``), described by ``report_schema.json``.
+
+Versioned by its ``schema`` field (``pgkms-harness-report/1``). Every failing case is listed
+with its source and redacted expected/found; passing cases are counted, not listed (a full run
+has tens of thousands).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from pgkms_conformance.harness.model import Case, Report, Verdict
+
+SCHEMA_ID = "pgkms-harness-report/1"
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("report_schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _counts(counter: Any) -> dict[str, int]:
+    return {v.value: int(counter[v]) for v in Verdict}
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    return {
+        "stage": case.stage,
+        "name": case.name,
+        "verdict": case.verdict.value,
+        "requirements": list(case.requirements),
+        "source": case.source,
+        "expected": case.expected,
+        "found": case.found,
+        "detail": case.detail,
+        "replay": case.replay,
+    }
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    verdict = "aborted" if report.aborted else "pass" if report.passed else "fail"
+    return {
+        "schema": SCHEMA_ID,
+        "verdict": verdict,
+        "iut": {
+            "command": report.iut_command,
+            "implementation": report.implementation,
+            "version": report.version,
+            "capabilities": report.capabilities,
+        },
+        "config": report.config,
+        "started": report.started,
+        "duration_s": round(report.duration_s, 3),
+        "totals": _counts(report.totals),
+        "stages": [
+            {"name": s.name, "duration_s": round(s.duration_s, 3), "counts": _counts(s.counts)}
+            for s in report.stages
+        ],
+        "requirements": [
+            {
+                "id": r.id,
+                "title": r.title,
+                "verdict": r.verdict.value,
+                "counts": _counts(r.counts),
+                "note": r.note,
+            }
+            for r in report.requirement_results()
+        ],
+        "failures": [case_json(c) for c in report.failures],
+        "aborted": None
+        if report.aborted is None
+        else {
+            "kind": report.aborted.kind,
+            "message": report.aborted.message,
+            "stderr_tail": list(report.aborted.stderr_tail),
+        },
+        "replay_dir": report.replay_dir,
+    }
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(to_json(report), indent=1, sort_keys=True) + "\n"

@@ -1,0 +1,101 @@
+"""The console report: stage table, one row per requirement, then every failure, verdict last."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgkms_conformance.harness.model import Case, Report, Verdict
+
+_SHORT = {
+    Verdict.PASSED: "passed",
+    Verdict.FAILED: "FAILED",
+    Verdict.UNSUPPORTED: "unsupported",
+    Verdict.NOT_APPLICABLE: "n/a",
+}
+
+
+def render(report: Report, max_failures: int = 40) -> str:
+    return "\n".join(_lines(report, max_failures)) + "\n"
+
+
+def _lines(report: Report, max_failures: int) -> Iterator[str]:
+    yield f"IUT: {report.implementation} {report.version}  ({' '.join(report.iut_command)})"
+    if report.capabilities:
+        yield f"capabilities: {', '.join(report.capabilities)}"
+    cfg = report.config
+    yield (
+        f"seed {cfg.get('seed')}, {cfg.get('examples')} examples per property, "
+        f"timeout {cfg.get('timeout')} s"
+    )
+    yield ""
+    yield f"{'stage':<12}{'passed':>8}{'failed':>8}{'unsupp.':>9}{'n/a':>6}{'time':>9}"
+    for st in report.stages:
+        c = st.counts
+        yield (
+            f"{st.name:<12}{c[Verdict.PASSED]:>8}{c[Verdict.FAILED]:>8}"
+            f"{c[Verdict.UNSUPPORTED]:>9}{c[Verdict.NOT_APPLICABLE]:>6}{st.duration_s:>8.1f}s"
+        )
+    yield ""
+    yield f"{'requirement':<12}{'verdict':<13}{'pass':>6}{'fail':>6}{'unsup.':>7}  title"
+    for row in report.requirement_results():
+        c = row.counts
+        text = row.title if row.note is None else f"{row.title} [{row.note}]"
+        yield (
+            f"{row.id:<12}{_SHORT[row.verdict]:<13}{c[Verdict.PASSED]:>6}"
+            f"{c[Verdict.FAILED]:>6}{c[Verdict.UNSUPPORTED]:>7}  {text}"
+        )
+    failures = report.failures
+    if failures:
+        yield ""
+        yield f"Failures ({len(failures)}):"
+        for case in failures[:max_failures]:
+            yield from describe_failure(case)
+        if len(failures) > max_failures:
+            yield f"  ... {len(failures) - max_failures} more (see --json / --junit)"
+    if report.aborted is not None:
+        a = report.aborted
+        yield ""
+        yield f"RUN ABORTED: the IUT {a.kind}: {a.message}"
+        if a.stderr_tail:
+            yield "  IUT stderr (tail):"
+            yield from (f"    {line}" for line in a.stderr_tail)
+    if report.replay_dir:
+        yield ""
+        yield f"Replay files (contain the failing inputs, secrets in hex): {report.replay_dir}"
+    yield ""
+    yield verdict_line(report)
+
+
+def describe_failure(case: Case) -> Iterator[str]:
+    reqs = ",".join(case.requirements)
+    yield f"- [{reqs}] {case.stage}: {case.name}"
+    src = case.source
+    if "tcId" in src:
+        yield f"    vector: {src.get('file')} tcId {src.get('tcId')} id {src.get('id')}"
+        yield f"    comment: {src.get('comment')}"
+        if src.get("flags"):
+            yield f"    flags: {', '.join(map(str, src['flags']))}"
+    if case.expected:
+        yield f"    expected: {case.expected}"
+    if case.found:
+        yield f"    found:    {case.found}"
+    if case.detail:
+        for i, line in enumerate(case.detail.splitlines()):
+            yield f"    {'detail:   ' if i == 0 else '          '}{line}"
+    if case.replay:
+        yield f"    replay:   {case.replay}"
+
+
+def verdict_line(report: Report) -> str:
+    totals = report.totals
+    counts = (
+        f"{totals[Verdict.PASSED]} passed, {totals[Verdict.FAILED]} failed, "
+        f"{totals[Verdict.UNSUPPORTED]} unsupported, {totals[Verdict.NOT_APPLICABLE]} n/a; "
+        f"{report.duration_s:.1f} s"
+    )
+    if report.aborted is not None:
+        return f"VERDICT: ABORTED ({counts})"
+    if report.passed:
+        return f"VERDICT: PASS: everything {report.implementation} claims conforms ({counts})"
+    failed = [r.id for r in report.requirement_results() if r.verdict is Verdict.FAILED]
+    return f"VERDICT: FAIL: {', '.join(failed)} ({counts})"

@@ -1,0 +1,95 @@
+"""The requirement IDs the harness reports on (pinned list: /work/briefs/requirements.md).
+
+``unobservable`` says why a requirement cannot be judged through the adapter protocol; such a
+requirement is reported as not applicable, with that reason, instead of silently passing. The
+durability rules are the main case: the adapter reports results, not the fsync calls behind them,
+so a missing fsync is found by the crash-state explorer (``pgkms-conformance crash``), which runs
+the protocols on a simulated filesystem, never by this harness.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+REQUIREMENT_ID = re.compile(
+    r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
+)
+
+_CRASH_ONLY = "durability is invisible through the adapter; checked by the crash explorer"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    title: str
+    unobservable: str | None = None
+
+
+REQUIREMENTS: Final[dict[str, Requirement]] = {
+    "PASS_01": Requirement("passphrase is the command's raw stdout, nothing trimmed"),
+    "PASS_02": Requirement("%p -> prompt, %% -> %, other %x kept"),
+    "PASS_03": Requirement("failing or killed command -> passphrase_command_failed"),
+    "PASS_04": Requirement("bootstrap/rotation reject < 64 bytes"),
+    "PASS_05": Requirement("bootstrap/rotation reject > 1024 bytes"),
+    "PASS_06": Requirement("startup cuts to the first 1024 bytes"),
+    "PASS_07": Requirement("startup rejects < 64 bytes"),
+    "KDF_01": Requirement("KEK = SHA-512(passphrase): enc = D[0:32], mac = D[32:64]"),
+    "WRAP_01": Requirement("wrapped = HMAC || IV || C"),
+    "WRAP_02": Requirement("C = AES-256-CBC(PKCS#7(P)), padding always added"),
+    "WRAP_03": Requirement("a fresh random IV for every wrap"),
+    "WRAP_04": Requirement("HMAC-SHA256 over C only"),
+    "WRAP_05": Requirement("unwrap: < 64 bytes -> wrapped_too_short"),
+    "WRAP_06": Requirement("unwrap: ciphertext not whole blocks -> wrapped_length_invalid"),
+    "WRAP_07": Requirement("unwrap: HMAC checked before decryption -> hmac_mismatch"),
+    "WRAP_08": Requirement("unwrap: strict PKCS#7 -> bad_padding"),
+    "KEY_01": Requirement("three 64-byte internal keys from a CSPRNG at bootstrap"),
+    "KEY_02": Requirement("internal keys never change; rotation re-wraps them"),
+    "KEY_03": Requirement("unwrapped internal key not 64 bytes -> key_length_invalid"),
+    "DISK_01": Requirement("pg_cryptokeys, mode 0700"),
+    "DISK_02": Requirement("files 0000, 0001, 0002, mode 0600"),
+    "DISK_03": Requirement("record = uint32 LE id || 128-byte wrapped key"),
+    "DISK_04": Requirement("record id outside 0..2 -> record_id_invalid"),
+    "DISK_05": Requirement("record id differs from file name -> record_id_mismatch"),
+    "DISK_06": Requirement("exactly the three files; unexpected/missing/absent errors"),
+    "DISK_07": Requirement("files, directories and PGDATA fsynced", _CRASH_ONLY),
+    "BOOT_01": Requirement("bootstrap refuses when keys exist"),
+    "BOOT_02": Requirement("bootstrap checks the passphrase before writing"),
+    "BOOT_03": Requirement("randomness order: keys 0,1,2 then IVs 0,1,2"),
+    "BOOT_04": Requirement("bootstrap durability sequence", _CRASH_ONLY),
+    "START_01": Requirement("startup: length rules, KEK, recovery before reading"),
+    "START_02": Requirement("startup check order"),
+    "START_03": Requirement("all HMACs fail -> wrong_passphrase; some -> hmac_mismatch"),
+    "START_04": Requirement("failed startup changes nothing on disk"),
+    "SQL_01": Requirement("pg_wrap with the SQL key halves"),
+    "SQL_02": Requirement("pg_unwrap: < 64 bytes -> wrapped_too_short first"),
+    "SQL_03": Requirement("pg_unwrap: other failures keep their WRAP codes"),
+    "SQL_04": Requirement("pg_unwrap returns bytes, no encoding check"),
+    "ROT_01": Requirement("rotation opens the keys under the old passphrase first"),
+    "ROT_02": Requirement("rotation checks the new passphrase before writing"),
+    "ROT_03": Requirement("rotation wraps keys 0,1,2 drawing IVs in that order"),
+    "ROT_04": Requirement("rotation writes pg_cryptokeys_tmp (0700, files 0600)"),
+    "ROT_05": Requirement("rotation removes the old pg_cryptokeys"),
+    "ROT_06": Requirement("rotation renames pg_cryptokeys_tmp into place"),
+    "REC_01": Requirement("no pg_cryptokeys_tmp: nothing to do"),
+    "REC_02": Requirement("recovery decides by content, never by counting"),
+    "REC_03": Requirement("current valid -> discard tmp"),
+    "REC_04": Requirement("current invalid, tmp valid -> adopt tmp"),
+    "REC_05": Requirement("neither valid -> no_valid_key_set, nothing changed"),
+    "REC_06": Requirement("recovery is idempotent across crashes", _CRASH_ONLY),
+    "UPG_01": Requirement(
+        "pg_upgrade checks the passphrase before copying",
+        "the adapter protocol v1 has no pg_upgrade operation",
+    ),
+    "ERR_01": Requirement("stable error codes; no secret in any message"),
+    "ADP_01": Requirement("adapter framing: one JSON line per request, survives bad input"),
+    "ADP_02": Requirement("bytes as lowercase hex"),
+    "ADP_03": Requirement("failures carry a stable code; protocol error codes"),
+    "ADP_04": Requirement("hello: protocol 1, capabilities"),
+}
+
+
+def requirement_sort_key(req_id: str) -> tuple[int, str]:
+    """Spec order for known IDs (the table's order), then unknown IDs alphabetically."""
+    order = list(REQUIREMENTS)
+    return (order.index(req_id), req_id) if req_id in REQUIREMENTS else (len(order), req_id)

@@ -1,0 +1,219 @@
+"""The orchestrator: start the IUT, run the stages in order, always clean up, return a Report."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.model import Case, Report, StageSummary, Verdict
+from pgkms_conformance.harness.oracle import Request
+from pgkms_conformance.harness.progress import Progress
+from pgkms_conformance.harness.properties import PROPERTIES, Property, run_property
+from pgkms_conformance.harness.protocol_stage import run_protocol
+from pgkms_conformance.harness.redact import Redactor
+from pgkms_conformance.harness.replay import ReplayWriter
+from pgkms_conformance.harness.scenarios import drbg, run_scenarios
+from pgkms_conformance.harness.session import IutSession, RunAborted
+from pgkms_conformance.harness.vector_stage import load_vectors, run_vectors
+from pgkms_conformance.protocol.client import AdapterFailure
+
+STAGES = ("protocol", "vectors", "properties", "scenarios")
+
+
+@dataclass
+class Config:
+    command: list[str]
+    vector_paths: list[Path] = field(default_factory=list)
+    examples: int = 100
+    seed: int = 0
+    timeout: float = 10.0
+    replay_dir: str | None = None
+    stages: tuple[str, ...] = STAGES
+    max_failures: int = 3
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "examples": self.examples,
+            "seed": self.seed,
+            "timeout": self.timeout,
+            "stages": list(self.stages),
+            "vectors": [str(p) for p in self.vector_paths],
+        }
+
+
+def run_harness(config: Config, progress: Progress | None = None) -> Report:
+    """Run everything; a bad ``--vectors`` file raises VectorFileError before the IUT starts."""
+    progress = progress or Progress(enabled=False)
+    files = load_vectors(config.vector_paths) if "vectors" in config.stages else []
+    report = Report(
+        iut_command=list(config.command),
+        config=config.as_json(),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    redactor = Redactor()
+    session = IutSession(config.command, config.timeout, redactor, config.max_failures)
+    replays = ReplayWriter(config.replay_dir)
+    started = time.monotonic()
+    try:
+        hello = session.start()
+        report.implementation, report.version = hello.implementation, hello.version
+        report.capabilities = sorted(hello.capabilities)
+        ctx = Context(session, redactor, progress, replays, config.seed, config.examples)
+        stages: dict[str, Callable[[], Iterable[Case]]] = {
+            "protocol": lambda: run_protocol(ctx),
+            "vectors": lambda: run_vectors(ctx, files),
+            "properties": lambda: run_properties(ctx),
+            "scenarios": lambda: run_scenarios(ctx),
+        }
+        for name in config.stages:
+            if session.aborted is not None:
+                break
+            progress.begin(name)
+            t0 = time.monotonic()
+            cases = list(stages[name]())
+            report.cases += cases
+            report.stages.append(
+                StageSummary(name, time.monotonic() - t0, Counter(c.verdict for c in cases))
+            )
+    except RunAborted:
+        pass
+    finally:
+        session.close()
+        progress.done()
+    report.aborted = session.aborted
+    report.duration_s = time.monotonic() - started
+    report.replay_dir = str(replays.directory) if replays.directory else None
+    return report
+
+
+# -- the property stage ------------------------------------------------------------------------
+def run_properties(ctx: Context) -> Iterator[Case]:
+    yield from fresh_ivs(ctx)
+    for index, prop in enumerate(PROPERTIES):
+        if ctx.session.aborted is not None:
+            return
+        missing = [n for n in prop.needs if n not in ctx.session.capabilities]
+        source = {"property": prop.name, "description": prop.description, "seed": ctx.seed}
+        name = f"property {prop.name}"
+        if missing:
+            yield Case("properties", name, Verdict.UNSUPPORTED, prop.requirements, source)
+            continue
+        yield _property_case(ctx, prop, name, source, ctx.seed + index)
+    if ctx.error_answers:
+        # Each error answer was checked on the spot; a leak is a failed case of its own.
+        check = f"{ctx.error_answers} error messages checked for the request's secrets"
+        yield Case(
+            "properties",
+            "no secret in error messages",
+            Verdict.PASSED,
+            ("ERR_01",),
+            {"check": check},
+        )
+
+
+def _property_case(
+    ctx: Context, prop: Property, name: str, source: dict[str, object], seed: int
+) -> Case:
+    outcome = run_property(ctx, prop, ctx.examples, seed)
+    source = {**source, "examples": outcome.examples_run}
+    if outcome.adapter_failure is not None:
+        exc = outcome.adapter_failure
+        ctx.progress.failed()
+        params = outcome.failing_params or {}
+        tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
+        return Case(
+            "properties",
+            name,
+            Verdict.FAILED,
+            (*prop.requirements, "ADP_01"),
+            source,
+            expected="a response line",
+            found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
+            detail=f"stderr tail:\n{tail}" if tail else "",
+            replay=ctx.replays.requests(name, [Request(prop.needs[0], params)]),
+        )
+    if outcome.mismatch is not None:
+        m = outcome.mismatch
+        ctx.progress.failed()
+        return Case(
+            "properties",
+            name,
+            Verdict.FAILED,
+            m.requirements,
+            source,
+            expected=m.expected,
+            found=m.found,
+            detail=m.detail or "shrunk example; replay it with the file below",
+            replay=ctx.replays.requests(name, m.requests),
+        )
+    if outcome.error is not None:
+        ctx.progress.failed()
+        return Case(
+            "properties",
+            name,
+            Verdict.FAILED,
+            prop.requirements,
+            source,
+            expected="the same answer each time a request is repeated",
+            found=f"inconsistent answers ({outcome.error})",
+        )
+    return Case("properties", name, Verdict.PASSED, prop.requirements, source)
+
+
+def fresh_ivs(ctx: Context) -> Iterator[Case]:
+    """WRAP_03: two wraps of the same value, the IUT choosing the IV, must differ in the IV."""
+    for op, keys in (
+        (
+            "wrap",
+            {
+                "enc_key": drbg(ctx.seed, "enc", 32).hex(),
+                "mac_key": drbg(ctx.seed, "mac", 32).hex(),
+            },
+        ),
+        ("sql_wrap", {"sql_key": drbg(ctx.seed, "sql", 64).hex()}),
+    ):
+        name = f"fresh IV per {op}"
+        source = {"check": name}
+        if op not in ctx.session.capabilities:
+            yield Case("properties", name, Verdict.UNSUPPORTED, ("WRAP_03",), source)
+            continue
+        params = {**keys, "plaintext": drbg(ctx.seed, "iv check", 20).hex()}
+        try:
+            ivs = set()
+            for _ in range(3):
+                answer = ctx.ask(op, params)
+                wrapped = str(answer.result.get("wrapped", "")) if answer.ok else ""
+                ivs.add(wrapped[64:96])
+        except AdapterFailure as exc:
+            ctx.session.recover_from(exc)
+            yield Case(
+                "properties",
+                name,
+                Verdict.FAILED,
+                ("WRAP_03", "ADP_01"),
+                source,
+                expected="a response line",
+                found=exc.kind,
+            )
+            continue
+        except RunAborted:
+            return
+        if len(ivs) == 3 and "" not in ivs:
+            yield Case("properties", name, Verdict.PASSED, ("WRAP_03",), source)
+        else:
+            ctx.progress.failed()
+            yield Case(
+                "properties",
+                name,
+                Verdict.FAILED,
+                ("WRAP_03",),
+                source,
+                expected="three different IVs for three wraps",
+                found=f"{len(ivs - {''})} different IV(s)",
+                replay=ctx.replays.requests(name, [Request(op, params)] * 3),
+            )

@@ -1,0 +1,118 @@
+"""Stage 2: the static test vectors, run through ``pgkms_conformance.vectors.runner``.
+
+The runner does the work (materialising directory listings, comparing fields, describing values
+without revealing them); this stage turns its ``Outcome`` into a ``Case`` that keeps the vector's
+file, tcId, id and comment, so a failure can be found in the vector file at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.model import Case, Verdict
+from pgkms_conformance.harness.session import RunAborted
+from pgkms_conformance.protocol.client import AdapterFailure
+from pgkms_conformance.vectors.runner import (
+    REPO_VECTOR_DIR,
+    Outcome,
+    VectorFile,
+    iter_vector_files,
+    run_test,
+)
+
+_STATUS = {
+    "passed": Verdict.PASSED,
+    "failed": Verdict.FAILED,
+    "unsupported": Verdict.UNSUPPORTED,
+}
+
+
+def default_vector_paths() -> list[Path]:
+    """The repository's ``vectors/`` directory (empty when the package runs outside the repo)."""
+    return [REPO_VECTOR_DIR] if REPO_VECTOR_DIR.is_dir() else []
+
+
+def load_vectors(paths: Sequence[Path | str]) -> list[VectorFile]:
+    """Load and schema-check every file first: a bad ``--vectors`` file stops the run early
+    (VectorFileError), before the IUT is started."""
+    return list(iter_vector_files(paths))
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_VECTOR_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
+    caps = ctx.session.capabilities
+    for vector_file in files:
+        where = _display_path(vector_file.path)
+        for group, test in vector_file.tests():
+            ctx.redactor.add_json(test.get("input"))
+            source = {
+                "file": where,
+                "tcId": test["tcId"],
+                "id": test["id"],
+                "comment": test["comment"],
+                "op": test["op"],
+            }
+            name = f"{vector_file.path.name}#{test['tcId']}"
+            try:
+                outcome = run_test(ctx.session.client, test, group, capabilities=caps)
+            except AdapterFailure as exc:
+                ctx.session.recover_from(exc)
+                ctx.progress.failed()
+                yield _adapter_failure(ctx, name, test, source, exc)
+                continue
+            except RunAborted:
+                return
+            ctx.progress.tick(_requests_of(test))
+            yield _case(ctx, name, source, outcome)
+
+
+def _requests_of(test: dict[str, object]) -> int:
+    count = test.get("input")
+    if test.get("op") == "accumulated_wrap" and isinstance(count, dict):
+        return int(count.get("count", 1))
+    return 1
+
+
+def _case(ctx: Context, name: str, source: dict[str, object], outcome: Outcome) -> Case:
+    verdict = _STATUS[outcome.status]
+    if outcome.flags:
+        source = {**source, "flags": list(outcome.flags)}
+    if verdict is Verdict.FAILED:
+        ctx.progress.failed()
+    scrub = ctx.redactor.scrub
+    return Case(
+        "vectors",
+        name,
+        verdict,
+        outcome.requirements,
+        source,
+        expected=scrub(outcome.expected),
+        found=scrub(outcome.found),
+        detail=scrub("; ".join(x for x in (outcome.reason, *outcome.notes) if x)),
+    )
+
+
+def _adapter_failure(
+    ctx: Context, name: str, test: dict[str, object], source: dict[str, object], exc: AdapterFailure
+) -> Case:
+    reqs = test.get("requirements")
+    requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
+    tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
+    return Case(
+        "vectors",
+        name,
+        Verdict.FAILED,
+        (*requirements, "ADP_01"),
+        source,
+        expected="a response line",
+        found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
+        detail=f"stderr tail:\n{tail}" if tail else "",
+    )

@@ -1,0 +1,1 @@
+"""The mutant zoo: deliberately wrong variants of the independent implementation."""
