@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pgkms.adapter import handle_line
 
-from pgkms_conformance.harness.redact import describe_json
+from pgkms_conformance.harness.redact import describe_field
 from pgkms_conformance.protocol.client import Response
 
 Json = dict[str, Any]
@@ -44,7 +44,7 @@ class Answer:
         if not self.result:
             return "ok"
         return "ok: " + ", ".join(
-            f"{k} = {describe_json(v)}" for k, v in sorted(self.result.items())
+            f"{k} = {describe_field(k, v)}" for k, v in sorted(self.result.items())
         )
 
     def agrees_with(self, expected: Answer) -> bool:

@@ -34,7 +34,7 @@ class Progress:
 
     def failed(self) -> None:
         self.failures += 1
-        self._show(force=True)
+        self._show(force=self.tty)
 
     def done(self) -> None:
         if self.tty and self._width:

@@ -68,6 +68,7 @@ def run_protocol(ctx: Context) -> Iterator[Case]:
     for name, line, code, probe_reqs, _ in _probes(ctx.session.capabilities):
         source = {"check": name}
         reqs = probe_reqs
+        detail = ""
         try:
             answer = ctx.session.send_raw(line)
             ctx.progress.tick()
@@ -78,7 +79,9 @@ def run_protocol(ctx: Context) -> Iterator[Case]:
         except AdapterFailure as exc:
             ctx.session.recover_from(exc)
             problem = ("an error response", f"{exc.kind}: {ctx.redactor.scrub(exc.message)}")
-            reqs = (*reqs, "ADP_01")
+            reqs = tuple(dict.fromkeys((*reqs, "ADP_01")))
+            tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
+            detail = f"stderr tail:\n{tail}" if tail else ""
         except RunAborted:
             return
         if problem is None:
@@ -87,7 +90,14 @@ def run_protocol(ctx: Context) -> Iterator[Case]:
             ctx.progress.failed()
             expected, found = problem
             yield Case(
-                "protocol", name, Verdict.FAILED, reqs, source, expected=expected, found=found
+                "protocol",
+                name,
+                Verdict.FAILED,
+                reqs,
+                source,
+                expected=expected,
+                found=found,
+                detail=detail,
             )
 
 

@@ -32,6 +32,14 @@ def describe_hex(value: str) -> str:
         return f"a non-hex string of {len(value)} characters"
 
 
+# Result fields that are never secret: shown as they are.
+PLAIN_FIELDS = frozenset({"decision", "key_id", "protocol", "implementation", "version"})
+
+
+def describe_field(name: str, value: Any) -> str:
+    return repr(value) if name in PLAIN_FIELDS else describe_json(value)
+
+
 def describe_json(value: Any) -> str:
     """Describe a result field: hex strings as bytes, lists element-wise, other scalars as is."""
     if isinstance(value, str) and len(value) % 2 == 0 and set(value) <= _HEXCHARS and value:

@@ -1,0 +1,96 @@
+"""A deliberately bad IUT for the harness's robustness tests: ``python bad_adapter.py MODE [N]``.
+
+It answers ``hello`` (claiming every operation) and serves the reference's answers for the first
+N requests after it, then misbehaves according to MODE:
+  crash    writes a last word on stderr and exits 3
+  hang     stops answering (after forking a child that sleeps, to check process-group cleanup;
+           the child's pid goes to the file named by $FAKE_CHILD_PID)
+  garbage  answers with a line that is not JSON
+  wrongid  answers with another request id
+  leak     never stops; every error message, and stderr, echo the request's values in hex, raw
+           text and base64, and every result comes back altered (so the harness reports many
+           failures, each a chance to leak); it dies on ``rotate``, secrets in its stderr tail
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+from pgkms.adapter import handle_line
+
+
+def _echo(raw: dict[str, object]) -> str:
+    parts = []
+    for value in raw.values():
+        if isinstance(value, str):
+            parts.append(value)
+            try:
+                data = bytes.fromhex(value)
+            except ValueError:
+                continue
+            parts += [data.decode("latin-1"), base64.b64encode(data).decode()]
+    return " | ".join(parts)
+
+
+def _alter(result: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in result.items():
+        if isinstance(value, str) and value:
+            out[key] = value[:-1] + ("0" if value[-1] != "0" else "1")
+        else:
+            out[key] = value
+    return out
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    budget = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    served = 0
+    for line in sys.stdin:
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError:
+            raw = {}
+        if raw.get("op") == "hello" or served < budget:
+            response, _ = handle_line(line)
+            served += raw.get("op") != "hello"
+        elif mode == "crash":
+            sys.stderr.write("fake IUT: segmentation fault (pretend)\n")
+            sys.stderr.flush()
+            sys.exit(3)
+        elif mode == "hang":
+            child = subprocess.Popen(["sleep", "600"])
+            pid_file = os.environ.get("FAKE_CHILD_PID")
+            if pid_file:
+                with open(pid_file, "a") as f:
+                    f.write(f"{child.pid}\n")
+            sys.stderr.write("fake IUT: waiting for a lock forever\n")
+            sys.stderr.flush()
+            time.sleep(600)
+        elif mode == "garbage":
+            sys.stdout.write("Segmentation fault? no: debug output on stdout\n")
+            sys.stdout.flush()
+            continue
+        elif mode == "wrongid":
+            response = {"id": 424242, "ok": True, "result": {}}
+        else:  # leak
+            sys.stderr.write(f"fake IUT got: {_echo(raw)}\n")
+            sys.stderr.flush()
+            if raw.get("op") == "rotate":  # die with secrets in the stderr tail
+                sys.exit(4)
+            response, _ = handle_line(line)
+            if response["ok"]:
+                response["result"] = _alter(response["result"])
+            else:
+                response["error"]["message"] += " request was: " + _echo(raw)
+        sys.stdout.write(json.dumps(response) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Secrets stay secret: with canary passphrases, keys and plaintexts, and an IUT that echoes
+every value it receives into its error messages and stderr, none of them appears (as raw text,
+hex or base64) on the console, in the JSON or JUnit report, or in any file the run leaves,
+except the replay files, which exist to hold failing inputs."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from pgkms_conformance.cli import main
+from pgkms_conformance.harness import run as run_module
+from pgkms_conformance.harness import scenarios
+
+from tests.harness.helpers import fake
+
+pytestmark = pytest.mark.req("ERR_01")
+
+LABELS: list[str] = []
+
+
+def canary(seed: int, label: str, n: int) -> bytes:
+    """Every value the harness derives becomes a recognisable canary."""
+    LABELS.append(label)
+    unit = f"CANARY<{label}>".encode()
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+def _forms(label: str, n: int) -> list[str]:
+    value = canary(0, label, n)
+    return [
+        value.decode(),
+        value.hex(),
+        value.hex().upper(),
+        base64.b64encode(value).decode().rstrip("="),
+    ]
+
+
+def test_no_canary_escapes(
+    tmp_path: Path,
+    isolated_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(scenarios, "drbg", canary)
+    monkeypatch.setattr(run_module, "drbg", canary)
+    replays, out_dir = tmp_path / "replays", tmp_path / "out"
+    out_dir.mkdir()
+    argv = ["run", "--impl", " ".join(fake("leak")), "--examples", "5", "--no-default-vectors"]
+    argv += ["--stages", "protocol,properties,scenarios", "--replay-dir", str(replays)]
+    argv += ["--json", str(out_dir / "r.json"), "--junit", str(out_dir / "r.xml")]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "ERR_01" in captured.out  # the leaking messages were noticed ...
+    assert "<redacted" in (out_dir / "r.json").read_text()  # ... and scrubbed from the report
+
+    texts = {"stdout": captured.out, "stderr": captured.err}
+    for path in [*out_dir.iterdir(), *isolated_tmp.rglob("*")]:
+        if path.is_file():
+            texts[str(path)] = path.read_bytes().decode("latin-1")
+    secrets = {
+        "passphrase A": 72,
+        "passphrase B": 80,
+        "wrong passphrase": 70,
+        "key 0": 64,
+        "key 1": 64,
+        "sql secret": 18,
+        "iv check": 20,
+    }
+    for label, n in secrets.items():
+        for form in _forms(label, n):
+            for where, text in texts.items():
+                assert form not in text, f"{label} leaked into {where}"
+    # The canaries were really used, and the replay files (the one exception) hold them.
+    assert "sql secret" in LABELS
+    replay_text = "".join(p.read_text() for p in replays.iterdir())
+    assert any(form in replay_text for form in _forms("passphrase A", 72) + _forms("key 0", 64))
