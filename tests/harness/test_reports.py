@@ -34,7 +34,7 @@ def _junit_schema() -> xmlschema.XMLSchema:
 
 
 def _validate_json(report: Report) -> dict[str, object]:
-    document = json.loads(report_json.dumps(report))
+    document: dict[str, object] = json.loads(report_json.dumps(report))
     jsonschema.Draft202012Validator(report_json.schema()).validate(document)
     return document
 
