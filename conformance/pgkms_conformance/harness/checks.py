@@ -126,6 +126,12 @@ def attribute_sql_unwrap(expected: Answer, found: Answer) -> tuple[str, ...]:
         return ("SQL_01",)  # the SQL key's halves are used differently
     if found.ok:
         return ("SQL_04",)
+    # A valid value refused: a check on the plaintext's text encoding (SQL_04) when it is not
+    # UTF-8, otherwise an unwrap check firing wrongly (SQL_03).
+    try:
+        bytes.fromhex(str(expected.result.get("plaintext", ""))).decode("utf-8")
+    except (UnicodeDecodeError, ValueError):
+        return ("SQL_04",)
     return ("SQL_03",)
 
 

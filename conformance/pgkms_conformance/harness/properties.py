@@ -151,7 +151,9 @@ def _tampered(draw: st.DrawFn, sql: bool) -> Json:
     enc, mac = key[:32], key[32:]
     iv = draw(_bytes(16))
     kind = draw(
-        st.sampled_from(["valid", "flip", "truncate", "extend", "forge_padding", "wrong_key"])
+        st.sampled_from(
+            ["valid", "flip", "truncate", "extend", "forge_padding", "wrong_key", "garbled"]
+        )
     )
     if kind == "forge_padding":  # valid HMAC around block-aligned bytes: padding mostly invalid
         blocks = draw(st.integers(1, 4))
@@ -170,8 +172,11 @@ def _tampered(draw: st.DrawFn, sql: bool) -> Json:
         wrapped = wrapped[: draw(st.integers(0, len(wrapped) - 1))]
     elif kind == "extend":
         wrapped += draw(st.binary(min_size=1, max_size=17))
-    elif kind == "wrong_key":
-        key = key[:32] + bytes(b ^ 0x5A for b in key[32:])
+    elif kind == "wrong_key":  # the MAC half, or both halves: HMAC must fail before padding
+        both = draw(st.booleans())
+        key = bytes(b ^ 0x5A for b in key) if both else key[:32] + bytes(b ^ 0x5A for b in key[32:])
+    elif kind == "garbled":  # a random last block: padding almost surely invalid, HMAC too
+        wrapped = wrapped[:-16] + draw(_bytes(16))
     if sql:
         return {"sql_key": key.hex(), "wrapped": wrapped.hex()}
     return {"enc_key": key[:32].hex(), "mac_key": key[32:].hex(), "wrapped": wrapped.hex()}

@@ -1,0 +1,682 @@
+"""The mutants: one deviation each, the requirement it violates, and the patch that makes it.
+
+``caught_by`` says which tool is expected to catch it: ``harness`` (this package's ``run``) or
+``crash_explorer`` for the durability rules, which the adapter protocol cannot show: an
+adapter answers with results, not with the fsync calls behind them, and a missing fsync leaves
+every result unchanged until a power cut. Rather than spy on the IUT's system calls (strace,
+LD_PRELOAD: neither portable nor language-neutral), the zoo records such a mutant honestly as
+outside the harness's reach; the crash explorer, which runs the protocol code on a simulated
+filesystem, is the tool that catches it.
+
+Patches import ``pgkms_independent`` lazily: the catalog itself can be listed without it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from Crypto.Cipher import AES
+from Crypto.Hash import HMAC, SHA256, SHA512
+from Crypto.Util.Padding import pad
+
+from pgkms_conformance.mutants.patching import SeamMissing, module, original, rebind, set_method
+
+Detector = Literal["harness", "crash_explorer"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One deviation (``str(mutant)`` is its name, for test ids)."""
+
+    name: str
+    violates: str  # the requirement ID a run of the harness must report as failed
+    description: str
+    apply: Callable[[], None]
+    caught_by: Detector = "harness"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# -- cryptography ------------------------------------------------------------------------------
+def _make_seal(mac_covers_iv: bool = False, always_pad: bool = True) -> Callable[..., bytes]:
+    def seal(keys: Any, plaintext: Any, iv: bytes) -> bytes:
+        data = plaintext.expose()
+        padded = pad(data, 16, style="pkcs7") if always_pad or len(data) % 16 else data
+        cipher = AES.new(keys.cipher_key.expose(), AES.MODE_CBC, iv=iv)
+        ciphertext = cipher.encrypt(padded)
+        covered = iv + ciphertext if mac_covers_iv else ciphertext
+        tag = HMAC.new(keys.mac_key.expose(), covered, digestmod=SHA256).digest()
+        return bytes(tag + iv + ciphertext)
+
+    return seal
+
+
+def _make_open(
+    mac_covers_iv: bool = False, check_padding: bool = True, padding_first: bool = False
+) -> Callable[..., Any]:
+    codec = original("codec", "split_wrapped")
+    code = original("failures", "Code")
+    format_failure = original("failures", "FormatFailure")
+    hidden = original("hidden", "Hidden")
+
+    def unpad(padded: bytes, label: str) -> bytes:
+        n = padded[-1]
+        if not check_padding:
+            return padded[:-n] if 1 <= n <= 16 else padded
+        if not 1 <= n <= 16 or padded[-n:] != bytes([n]) * n:
+            raise format_failure(code.BAD_PADDING, f"{label}: bad padding")
+        return padded[:-n]
+
+    def open_sealed(keys: Any, blob: bytes, label: str) -> Any:
+        parts = codec(blob, label)
+        covered = parts.iv + parts.ciphertext if mac_covers_iv else parts.ciphertext
+        cipher = AES.new(keys.cipher_key.expose(), AES.MODE_CBC, iv=parts.iv)
+        if padding_first:
+            plain = unpad(cipher.decrypt(parts.ciphertext), label)
+        tag = HMAC.new(keys.mac_key.expose(), covered, digestmod=SHA256).digest()
+        if tag != parts.tag:
+            raise format_failure(code.HMAC_MISMATCH, f"{label}: HMAC mismatch")
+        if not padding_first:
+            plain = unpad(cipher.decrypt(parts.ciphertext), label)
+        return hidden(plain)
+
+    return open_sealed
+
+
+def hmac_over_iv() -> None:
+    rebind("primitives", "seal", _make_seal(mac_covers_iv=True))
+    rebind("primitives", "open_sealed", _make_open(mac_covers_iv=True))
+
+
+def padding_not_checked() -> None:
+    rebind("primitives", "open_sealed", _make_open(check_padding=False))
+
+
+def padding_before_hmac() -> None:
+    rebind("primitives", "open_sealed", _make_open(padding_first=True))
+
+
+def no_pad_block_when_aligned() -> None:
+    rebind("primitives", "seal", _make_seal(always_pad=False))
+
+
+def kek_halves_swapped() -> None:
+    key_pair, hidden = original("primitives", "KeyPair"), original("hidden", "Hidden")
+
+    def derive(passphrase: Any) -> Any:
+        d = SHA512.new(passphrase.expose()).digest()
+        return key_pair(hidden(d[32:]), hidden(d[:32]))
+
+    rebind("primitives", "derive", derive)
+
+
+def length_checks_swapped() -> None:
+    split = original("codec", "split_wrapped")
+    code, failure = original("failures", "Code"), original("failures", "FormatFailure")
+
+    def split_wrapped(blob: bytes, label: str) -> Any:
+        if (len(blob) - 48) % 16:  # step 2 before step 1
+            raise failure(code.WRAPPED_LENGTH_INVALID, f"{label}: not whole blocks")
+        return split(blob, label)
+
+    rebind("codec", "split_wrapped", split_wrapped)
+
+
+def fixed_iv() -> None:
+    rebind("adapter", "_iv", lambda given: given if given is not None else bytes(16))
+
+
+def sql_key_halves_swapped() -> None:
+    key_pair, hidden = original("primitives", "KeyPair"), original("hidden", "Hidden")
+    seal, open_sealed = original("primitives", "seal"), original("primitives", "open_sealed")
+    code, failure = original("failures", "Code"), original("failures", "FormatFailure")
+
+    def swapped(key: Any) -> Any:
+        raw = key.expose()
+        return key_pair(hidden(raw[32:]), hidden(raw[:32]))
+
+    def pg_wrap(sql_key: Any, secret: Any, iv: bytes) -> bytes:
+        return bytes(seal(swapped(sql_key), secret, iv))
+
+    def pg_unwrap(sql_key: Any, wrapped: bytes) -> Any:
+        if len(wrapped) < 64:
+            raise failure(code.WRAPPED_TOO_SHORT, "invalid wrapped key input")
+        return open_sealed(swapped(sql_key), wrapped, "wrapped secret")
+
+    rebind("sql", "pg_wrap", pg_wrap)
+    rebind("sql", "pg_unwrap", pg_unwrap)
+
+
+def sql_result_must_be_utf8() -> None:
+    unwrap = original("sql", "pg_unwrap")
+    code, failure = original("failures", "Code"), original("failures", "FormatFailure")
+
+    def pg_unwrap(sql_key: Any, wrapped: bytes) -> Any:
+        plain = unwrap(sql_key, wrapped)
+        try:
+            plain.expose().decode("utf-8")
+        except UnicodeDecodeError:
+            raise failure(code.BAD_PADDING, "wrapped secret: not valid text") from None
+        return plain
+
+    rebind("sql", "pg_unwrap", pg_unwrap)
+
+
+# -- records ---------------------------------------------------------------------------------
+def big_endian_id() -> None:
+    record, code = original("codec", "Record"), original("failures", "Code")
+    failure = original("failures", "FormatFailure")
+
+    def pack_record(key_id: int, wrapped_key: bytes) -> bytes:
+        return key_id.to_bytes(4, "big") + wrapped_key
+
+    def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
+        if len(data) != 132:
+            raise failure(code.RECORD_SIZE_INVALID, f"{label}: {len(data)} bytes")
+        key_id = int.from_bytes(data[:4], "big")
+        if key_id not in (0, 1, 2):
+            raise failure(code.RECORD_ID_INVALID, f"{label}: id {key_id}")
+        if expected_id is not None and key_id != expected_id:
+            raise failure(code.RECORD_ID_MISMATCH, f"{label}: id {key_id}")
+        return record(key_id, bytes(data[4:]))
+
+    rebind("codec", "pack_record", pack_record)
+    rebind("codec", "unpack_record", unpack_record)
+
+
+def _lenient_unpack(check_range: bool, check_name: bool) -> None:
+    record, code = original("codec", "Record"), original("failures", "Code")
+    failure = original("failures", "FormatFailure")
+
+    def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
+        if len(data) != 132:
+            raise failure(code.RECORD_SIZE_INVALID, f"{label}: {len(data)} bytes")
+        key_id = int.from_bytes(data[:4], "little")
+        if check_range and key_id not in (0, 1, 2):
+            raise failure(code.RECORD_ID_INVALID, f"{label}: id {key_id}")
+        if check_name and expected_id is not None and key_id != expected_id:
+            raise failure(code.RECORD_ID_MISMATCH, f"{label}: id {key_id}")
+        return record(key_id, bytes(data[4:]))
+
+    rebind("codec", "unpack_record", unpack_record)
+
+
+def record_id_not_checked() -> None:
+    _lenient_unpack(check_range=True, check_name=False)
+
+
+def record_id_range_not_checked() -> None:
+    _lenient_unpack(check_range=False, check_name=True)
+
+
+# -- passphrases -----------------------------------------------------------------------------
+def _length_rules(
+    floor_everywhere: bool = True,
+    floor_at_startup: bool = True,
+    refuse_long: bool = True,
+    cut_at_startup: bool = True,
+) -> None:
+    purpose_t, hidden = original("passphrase", "Purpose"), original("hidden", "Hidden")
+    code, failure = original("failures", "Code"), original("failures", "PassphraseFailure")
+
+    def apply_length_rules(output: bytes, total: int, purpose: Any) -> Any:
+        startup = purpose is purpose_t.STARTUP or purpose == "startup"
+        floor = floor_at_startup if startup else floor_everywhere
+        if floor and total < 64:
+            raise failure(code.PASSPHRASE_TOO_SHORT, f"passphrase is {total} bytes")
+        if total > 1024 and not startup and refuse_long:
+            raise failure(code.PASSPHRASE_TOO_LONG, f"passphrase is {total} bytes")
+        return hidden(output[:1024] if (cut_at_startup or not startup) else output)
+
+    rebind("passphrase", "apply_length_rules", apply_length_rules)
+
+
+def short_passphrase_accepted() -> None:
+    _length_rules(floor_everywhere=False)
+
+
+def long_passphrase_cut_at_bootstrap() -> None:
+    _length_rules(refuse_long=False)
+
+
+def startup_not_cut() -> None:
+    _length_rules(cut_at_startup=False)
+
+
+def startup_without_minimum() -> None:
+    _length_rules(floor_at_startup=False)
+
+
+def _expand(mutated: Callable[[str], str]) -> None:
+    rebind("passphrase", "expand", mutated)
+
+
+def percent_percent_kept() -> None:
+    prompt = original("codec", "PROMPT")
+    _expand(lambda command: command.replace("%p", prompt))
+
+
+def prompt_2020() -> None:
+    prompt = original("codec", "PROMPT")
+
+    def expand(command: str) -> str:  # DEV_PROMPT: last prompt char lost, command cut there
+        out: list[str] = []
+        i = 0
+        while i < len(command):
+            pair = command[i : i + 2]
+            if pair == "%p":
+                return "".join(out) + str(prompt)[:-1]
+            if pair == "%%":
+                out.append("%")
+                i += 2
+                continue
+            out.append(command[i])
+            i += 1
+        return "".join(out)
+
+    _expand(expand)
+
+
+def newline_stripped() -> None:
+    run = original("passphrase", "run_command")
+
+    def run_command(command: str) -> tuple[bytes, int]:
+        output, total = run(command)
+        if output.endswith(b"\n"):
+            return output[:-1], total - 1
+        return output, total
+
+    rebind("passphrase", "run_command", run_command)
+
+
+def exit_status_ignored() -> None:
+    def run_command(command: str) -> tuple[bytes, int]:
+        expand = original("passphrase", "expand")
+        done = subprocess.run(
+            ["/bin/sh", "-c", expand(command)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+        return done.stdout[:1025], len(done.stdout)
+
+    rebind("passphrase", "run_command", run_command)
+
+
+# -- key directories ---------------------------------------------------------------------------
+def _keystore_attr(name: str, value: Any) -> None:
+    keystore = module("keystore")
+
+    if not hasattr(keystore, name):
+        raise SeamMissing(f"pgkms_independent.keystore.{name} does not exist")
+    setattr(keystore, name, value)
+
+
+def file_mode_0644() -> None:
+    _keystore_attr("FILE_MODE", 0o644)
+
+
+def dir_mode_0755() -> None:
+    _keystore_attr("DIR_MODE", 0o755)
+
+
+def unexpected_file_ignored() -> None:
+    disk = module("disk")
+
+    names = original("codec", "KEY_FILE_NAMES")
+    read_records = original("keystore", "KeyStore").read_records
+    real = disk.names_in
+
+    def lenient(self: Any) -> Any:
+        disk.names_in = lambda d: [n for n in real(d) if n in names]
+        try:
+            return read_records(self)
+        finally:
+            disk.names_in = real
+
+    set_method("keystore", "KeyStore", "read_records", lenient)
+
+
+def stray_files_removed_at_startup() -> None:
+    names = original("codec", "KEY_FILE_NAMES")
+    startup = original("keystore", "Cluster").startup
+
+    def tidy_startup(self: Any, passphrase: bytes) -> Any:
+        path = self.current.path
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                if name not in names and os.path.isfile(os.path.join(path, name)):
+                    os.unlink(os.path.join(path, name))  # "helpful" clean-up
+        return startup(self, passphrase)
+
+    set_method("keystore", "Cluster", "startup", tidy_startup)
+
+
+def wrong_passphrase_as_hmac_mismatch() -> None:
+    unlock = original("keystore", "KeyStore").unlock
+    code, failure = original("failures", "Code"), original("failures", "FormatFailure")
+
+    def unlock_mut(self: Any, kek: Any) -> Any:
+        try:
+            return unlock(self, kek)
+        except Exception as exc:
+            if getattr(exc, "code", None) is code.WRONG_PASSPHRASE:
+                raise failure(code.HMAC_MISMATCH, f"{self.path}: HMAC mismatch") from None
+            raise
+
+    set_method("keystore", "KeyStore", "unlock", unlock_mut)
+
+
+def key_length_not_checked() -> None:
+    keystore = module("keystore")
+
+    hidden = original("hidden", "Hidden")
+    real = keystore.open_sealed
+
+    def open_any_length(kek: Any, blob: bytes, label: str) -> Any:
+        return hidden(real(kek, blob, label).expose()[:64].ljust(64, b"\0"))
+
+    keystore.open_sealed = open_any_length
+
+
+def bootstrap_overwrites() -> None:
+    bootstrap = original("keystore", "Cluster").bootstrap
+
+    def overwrite(self: Any, passphrase: bytes, entropy: Any = None) -> Any:
+        for store in (self.current, self.staging):
+            if store.present():
+                store.destroy()
+        return bootstrap(self, passphrase, entropy)
+
+    set_method("keystore", "Cluster", "bootstrap", overwrite)
+
+
+def bootstrap_keys_reversed() -> None:
+    entropy_t = original("entropy", "Entropy")
+    bootstrap = original("keystore", "Cluster").bootstrap
+
+    class ReversedKeys:
+        """Hands out the three 64-byte draws in reverse order (key 2 first)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.keys: list[bytes] | None = None
+
+        def draw(self, size: int) -> bytes:
+            if size != 64:
+                return bytes(self.inner.draw(size))
+            if self.keys is None:
+                self.keys = [self.inner.draw(64) for _ in range(3)]
+            return bytes(self.keys.pop())
+
+    def reversed_bootstrap(self: Any, passphrase: bytes, entropy: Any = None) -> Any:
+        return bootstrap(self, passphrase, ReversedKeys(entropy or entropy_t()))
+
+    set_method("keystore", "Cluster", "bootstrap", reversed_bootstrap)
+
+
+def rotation_ivs_reversed() -> None:
+    rotate = original("keystore", "Cluster").rotate
+    entropy_t = original("entropy", "Entropy")
+
+    class ReversedIvs:
+        def __init__(self, inner: Any) -> None:
+            self.ivs = [inner.draw(16) for _ in range(3)]
+
+        def draw(self, size: int) -> bytes:
+            return bytes(self.ivs.pop())
+
+    def reversed_rotate(self: Any, old: bytes, new: bytes, entropy: Any = None) -> Any:
+        return rotate(self, old, new, ReversedIvs(entropy or entropy_t()))
+
+    set_method("keystore", "Cluster", "rotate", reversed_rotate)
+
+
+def rotation_new_keys() -> None:
+    cluster = original("keystore", "Cluster")
+    hidden, keys_t = original("hidden", "Hidden"), original("keystore", "InternalKeys")
+    startup = cluster.startup
+
+    def fresh_keys_startup(self: Any, passphrase: bytes) -> Any:
+        startup(self, passphrase)  # checks the old passphrase as before ...
+        return keys_t(tuple(hidden(secrets.token_bytes(64)) for _ in range(3)))  # ... new keys
+
+    rotate = cluster.rotate
+
+    def rotate_mut(self: Any, old: bytes, new: bytes, entropy: Any = None) -> Any:
+        self.startup = lambda p: fresh_keys_startup(self, p)
+        try:
+            return rotate(self, old, new, entropy)
+        finally:
+            del self.startup
+
+    set_method("keystore", "Cluster", "rotate", rotate_mut)
+
+
+def rotation_leaves_old_set() -> None:
+    cluster = original("keystore", "Cluster")
+    rotate = cluster.rotate
+
+    def half_rotate(self: Any, old: bytes, new: bytes, entropy: Any = None) -> Any:
+        self.current.destroy = lambda: None  # the old set is never removed ...
+        keystore = module("keystore")
+
+        real = keystore.disk.rename
+        keystore.disk.rename = lambda a, b: None  # ... nor the new one put in place
+        try:
+            return rotate(self, old, new, entropy)
+        finally:
+            keystore.disk.rename = real
+
+    set_method("keystore", "Cluster", "rotate", half_rotate)
+
+
+def recovery_counts_files() -> None:
+    disk = module("disk")
+
+    def recover_2020(self: Any, kek: Any) -> str:  # DEV_RECOVERY_COUNT
+        if not self.staging.present():
+            return "nothing"
+        if not self.current.present() or len(disk.names_in(self.staging.path)) >= 3:
+            if self.current.present():
+                self.current.destroy()
+            disk.rename(self.staging.path, self.current.path)
+            return "adopt_tmp"
+        self.staging.destroy()
+        return "discard_tmp"
+
+    set_method("keystore", "Cluster", "recover", recover_2020)
+
+
+def recovery_adopts_invalid_tmp() -> None:
+    disk = module("disk")
+
+    recover = original("keystore", "Cluster").recover
+    code = original("failures", "Code")
+
+    def adopt_anyway(self: Any, kek: Any) -> str:
+        try:
+            return str(recover(self, kek))
+        except Exception as exc:
+            if getattr(exc, "code", None) is not code.NO_VALID_KEY_SET:
+                raise
+            if self.current.present():
+                self.current.destroy()
+            disk.rename(self.staging.path, self.current.path)
+            return "adopt_tmp"
+
+    set_method("keystore", "Cluster", "recover", adopt_anyway)
+
+
+def no_directory_fsync() -> None:
+    rebind("disk", "sync_dir", lambda path: None)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("hmac_over_iv", "WRAP_04", "the HMAC covers IV || C instead of C", hmac_over_iv),
+    Mutant("kek_halves_swapped", "KDF_01", "enc = D[32:64], mac = D[0:32]", kek_halves_swapped),
+    Mutant(
+        "passphrase_newline_stripped",
+        "PASS_01",
+        "a trailing newline is stripped from the command output",
+        newline_stripped,
+    ),
+    Mutant("big_endian_key_id", "DISK_03", "the record id is big-endian", big_endian_id),
+    Mutant(
+        "padding_not_checked",
+        "WRAP_08",
+        "PKCS#7 padding is stripped unchecked",
+        padding_not_checked,
+    ),
+    Mutant(
+        "padding_before_hmac", "WRAP_07", "padding is checked before the HMAC", padding_before_hmac
+    ),
+    Mutant(
+        "length_checks_swapped",
+        "WRAP_05",
+        "the block-multiple check runs before the minimum length check",
+        length_checks_swapped,
+    ),
+    Mutant(
+        "no_pad_block_when_aligned",
+        "WRAP_02",
+        "no padding block for block-aligned input",
+        no_pad_block_when_aligned,
+    ),
+    Mutant("fixed_iv", "WRAP_03", "every wrap uses an all-zero IV", fixed_iv),
+    Mutant(
+        "record_id_not_checked",
+        "DISK_05",
+        "the record id is not compared with the file name",
+        record_id_not_checked,
+    ),
+    Mutant(
+        "record_id_range_not_checked",
+        "DISK_04",
+        "record ids outside 0..2 are accepted",
+        record_id_range_not_checked,
+    ),
+    Mutant(
+        "recovery_counts_files",
+        "REC_02",
+        "recovery counts files in pg_cryptokeys_tmp (the 2020 rule)",
+        recovery_counts_files,
+    ),
+    Mutant(
+        "recovery_adopts_invalid_tmp",
+        "REC_05",
+        "with no valid set, tmp is renamed into place anyway",
+        recovery_adopts_invalid_tmp,
+    ),
+    Mutant(
+        "no_directory_fsync",
+        "DISK_07",
+        "directories are never fsynced",
+        no_directory_fsync,
+        caught_by="crash_explorer",
+    ),
+    Mutant(
+        "short_passphrase_accepted",
+        "PASS_04",
+        "bootstrap and rotation accept < 64 bytes",
+        short_passphrase_accepted,
+    ),
+    Mutant(
+        "long_passphrase_cut",
+        "PASS_05",
+        "bootstrap and rotation cut > 1024 bytes silently (DEV_TRUNCATE)",
+        long_passphrase_cut_at_bootstrap,
+    ),
+    Mutant(
+        "startup_not_cut",
+        "PASS_06",
+        "startup uses the whole output beyond 1024 bytes",
+        startup_not_cut,
+    ),
+    Mutant(
+        "startup_without_minimum", "PASS_07", "startup accepts < 64 bytes", startup_without_minimum
+    ),
+    Mutant("percent_percent_kept", "PASS_02", "%% is not substituted", percent_percent_kept),
+    Mutant(
+        "prompt_2020",
+        "PASS_02",
+        "%p loses the prompt's last char and cuts the command (DEV_PROMPT)",
+        prompt_2020,
+    ),
+    Mutant(
+        "exit_status_ignored", "PASS_03", "a failing command's output is used", exit_status_ignored
+    ),
+    Mutant("file_mode_0644", "DISK_02", "key files are created 0644", file_mode_0644),
+    Mutant("dir_mode_0755", "DISK_01", "the key directory is created 0755", dir_mode_0755),
+    Mutant(
+        "unexpected_file_ignored",
+        "DISK_06",
+        "extra entries in the key directory are ignored",
+        unexpected_file_ignored,
+    ),
+    Mutant(
+        "stray_files_removed",
+        "START_04",
+        "startup deletes extra files before reading",
+        stray_files_removed_at_startup,
+    ),
+    Mutant(
+        "wrong_passphrase_as_hmac_mismatch",
+        "START_03",
+        "every key failing its HMAC is reported as hmac_mismatch",
+        wrong_passphrase_as_hmac_mismatch,
+    ),
+    Mutant(
+        "key_length_not_checked",
+        "KEY_03",
+        "an unwrapped key of the wrong length is padded or cut to 64 bytes",
+        key_length_not_checked,
+    ),
+    Mutant(
+        "bootstrap_overwrites",
+        "BOOT_01",
+        "bootstrap replaces existing key directories",
+        bootstrap_overwrites,
+    ),
+    Mutant(
+        "bootstrap_keys_reversed",
+        "BOOT_03",
+        "bootstrap assigns its key draws in reverse order",
+        bootstrap_keys_reversed,
+    ),
+    Mutant(
+        "rotation_ivs_reversed",
+        "ROT_03",
+        "rotation uses its IV draws in reverse order",
+        rotation_ivs_reversed,
+    ),
+    Mutant(
+        "rotation_new_keys", "KEY_02", "rotation wraps freshly generated keys", rotation_new_keys
+    ),
+    Mutant(
+        "rotation_leaves_old_set",
+        "ROT_06",
+        "rotation never removes the old set nor renames the new one",
+        rotation_leaves_old_set,
+    ),
+    Mutant(
+        "sql_key_halves_swapped",
+        "SQL_01",
+        "pg_wrap uses the SQL key's halves swapped",
+        sql_key_halves_swapped,
+    ),
+    Mutant(
+        "sql_result_must_be_utf8",
+        "SQL_04",
+        "pg_unwrap refuses plaintexts that are not UTF-8",
+        sql_result_must_be_utf8,
+    ),
+)
+
+BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
