@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 DEV = ".[test]"
 CODE = ["reference", "conformance", "tests", "bench", "noxfile.py"]
@@ -49,3 +49,21 @@ def bench(session: nox.Session) -> None:
     """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The specification and the user guide, warnings as errors, no network."""
+    session.install("-e", ".[test,docs]")
+    for source in ("spec", "docs"):
+        session.run(
+            "sphinx-build", "-W", "--keep-going", "-q", "-b", "html",
+            source, f"{source}/_build/html",
+        )  # fmt: skip
+
+
+@nox.session
+def trace(session: nox.Session) -> None:
+    """Requirement traceability: every spec requirement has a test or a vector; no unknown IDs."""
+    _install(session)
+    session.run("python", "-m", "pgkms_conformance.trace", *session.posargs)

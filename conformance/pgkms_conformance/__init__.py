@@ -1,0 +1,1 @@
+"""pgkms_conformance: test vectors, adapter harness, crash explorer and traceability for pgkms."""
