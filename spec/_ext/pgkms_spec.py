@@ -24,13 +24,13 @@ from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.statemachine import StringList
+from pgkms import errors, layout, recovery
+from pgkms.errors import error_codes
+from pgkms.recovery import RECOVERY_TABLE, Decision, DirState
+from pgkms_conformance import trace
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
-
-import pgkms.layout as layout
-from pgkms.errors import error_codes
-from pgkms.recovery import RECOVERY_TABLE, Decision, DirState
 
 LOG = logging.getLogger(__name__)
 
@@ -66,8 +66,9 @@ class _RstDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         container = nodes.container()
-        self.state.nested_parse(StringList(self.rst(), source=self.get_source_info()[0]),
-                                self.content_offset, container)
+        self.state.nested_parse(
+            StringList(self.rst(), source=self.get_source_info()[0]), self.content_offset, container
+        )
         return list(container.children)
 
 
@@ -137,8 +138,12 @@ class ConstantsDirective(_RstDirective):
         missing = sorted(set(constants) - set(CONSTANT_MEANINGS))
         stale = sorted(set(CONSTANT_MEANINGS) - set(constants))
         if missing or stale:
-            LOG.warning("pgkms-constants: undescribed %s, stale %s", missing, stale,
-                        location=self.get_location())
+            LOG.warning(
+                "pgkms-constants: undescribed %s, stale %s",
+                missing,
+                stale,
+                location=self.get_location(),
+            )
         rows = []
         for name, value in constants.items():
             if isinstance(value, str):
@@ -148,11 +153,20 @@ class ConstantsDirective(_RstDirective):
             else:
                 shown = str(value)
             rows.append([f"``{name}``", shown, CONSTANT_MEANINGS.get(name, "")])
-        rows.append(["key file names", ", ".join(f"``{n}``" for n in layout.KEY_FILE_NAMES),
-                     "the ids 0, 1, 2 as four upper-case hex digits (DISK_02)"])
+        rows.append(
+            [
+                "key file names",
+                ", ".join(f"``{n}``" for n in layout.KEY_FILE_NAMES),
+                "the ids 0, 1, 2 as four upper-case hex digits (DISK_02)",
+            ]
+        )
         self.env.note_dependency(layout.__file__)
-        return list_table("Sizes and names (generated from ``pgkms.layout``)",
-                          ["name", "value", "meaning"], rows, [26, 22, 52])
+        return list_table(
+            "Sizes and names (generated from ``pgkms.layout``)",
+            ["name", "value", "meaning"],
+            rows,
+            [26, 22, 52],
+        )
 
 
 # --- error codes -------------------------------------------------------------------------------
@@ -160,36 +174,45 @@ class ConstantsDirective(_RstDirective):
 # code -> (when it is reported, requirement ids). Every leaf code of pgkms.errors must appear.
 ERROR_MEANINGS: dict[str, tuple[str, str]] = {
     "passphrase_command_failed": (
-        "the passphrase command could not start, exited non-zero or was killed", "PASS_03"),
+        "the passphrase command could not start, exited non-zero or was killed",
+        "PASS_03",
+    ),
     "passphrase_too_short": ("the passphrase has fewer than 64 bytes", "PASS_04, PASS_07"),
     "passphrase_too_long": (
-        "bootstrap or rotation: the passphrase has more than 1024 bytes", "PASS_05"),
+        "bootstrap or rotation: the passphrase has more than 1024 bytes",
+        "PASS_05",
+    ),
     "wrapped_too_short": ("a wrapped value has fewer than 64 bytes", "WRAP_05, SQL_02"),
     "wrapped_length_invalid": (
-        "a wrapped value's length minus 48 is not a multiple of 16", "WRAP_06"),
+        "a wrapped value's length minus 48 is not a multiple of 16",
+        "WRAP_06",
+    ),
     "hmac_mismatch": (
         "the HMAC over the ciphertext does not verify (at startup: only some keys fail)",
-        "WRAP_07, START_03"),
+        "WRAP_07, START_03",
+    ),
     "bad_padding": ("the HMAC verified but the PKCS#7 padding is invalid", "WRAP_08"),
     "key_length_invalid": ("an unwrapped internal key is not 64 bytes", "KEY_03"),
     "record_size_invalid": ("a key file is not exactly 132 bytes", "DISK_03"),
     "record_id_invalid": ("a record's id is not 0, 1 or 2", "DISK_04"),
     "record_id_mismatch": ("a record's id differs from its file name's id", "DISK_05"),
-    "key_directory_missing": (
-        "``pg_cryptokeys`` does not exist or is not a directory", "DISK_06"),
+    "key_directory_missing": ("``pg_cryptokeys`` does not exist or is not a directory", "DISK_06"),
     "key_file_missing": ("one of ``0000``, ``0001``, ``0002`` is missing", "DISK_06"),
     "unexpected_file": ("a key directory holds an entry other than the three files", "DISK_06"),
-    "keys_already_exist": (
-        "bootstrap found ``pg_cryptokeys`` or ``pg_cryptokeys_tmp``", "BOOT_01"),
+    "keys_already_exist": ("bootstrap found ``pg_cryptokeys`` or ``pg_cryptokeys_tmp``", "BOOT_01"),
     "wrong_passphrase": ("at startup, every key fails its HMAC", "START_03"),
     "no_valid_key_set": (
-        "recovery found neither directory valid (and the temporary one present)", "REC_05"),
+        "recovery found neither directory valid (and the temporary one present)",
+        "REC_05",
+    ),
     "storage_error": (
         "the operating system refused an operation (permission, I/O error, not a directory)",
-        "ERR_01"),
+        "ERR_01",
+    ),
     "hex_invalid": (
         "tool input only (CLI, adapter): a hex string is malformed; not a key-manager outcome",
-        "ERR_01"),
+        "ERR_01",
+    ),
 }
 
 
@@ -199,17 +222,24 @@ class ErrorCodesDirective(_RstDirective):
         missing = sorted(set(codes) - set(ERROR_MEANINGS))
         stale = sorted(set(ERROR_MEANINGS) - set(codes))
         if missing or stale:
-            LOG.warning("pgkms-error-codes: undescribed %s, stale %s", missing, stale,
-                        location=self.get_location())
+            LOG.warning(
+                "pgkms-error-codes: undescribed %s, stale %s",
+                missing,
+                stale,
+                location=self.get_location(),
+            )
         rows = []
         for code, cls in codes.items():
             meaning, reqs = ERROR_MEANINGS.get(code, ("", ""))
             refs = ", ".join(f":need:`{r.strip()}`" for r in reqs.split(",") if r.strip())
             rows.append([f"``{code}``", f"``{cls.__name__}``", meaning, refs])
-        self.env.note_dependency(__import__("pgkms.errors").errors.__file__)
-        return list_table("Error codes (generated from ``pgkms.errors.error_codes()``)",
-                          ["code", "reference class", "reported when", "requirements"],
-                          rows, [22, 18, 40, 20])
+        self.env.note_dependency(errors.__file__)
+        return list_table(
+            "Error codes (generated from ``pgkms.errors.error_codes()``)",
+            ["code", "reference class", "reported when", "requirements"],
+            rows,
+            [22, 18, 40, 20],
+        )
 
 
 # --- recovery decision table -------------------------------------------------------------------
@@ -218,10 +248,13 @@ DECISION_ACTIONS: dict[Decision, tuple[str, str]] = {
     Decision.NOTHING: ("none: startup goes on to read ``pg_cryptokeys``", "REC_01"),
     Decision.DISCARD_TMP: (
         "remove ``pg_cryptokeys_tmp`` (unlink each file, fsync it, rmdir), fsync PGDATA",
-        "REC_03"),
+        "REC_03",
+    ),
     Decision.ADOPT_TMP: (
         "if ``pg_cryptokeys`` exists remove it (unlink each file, fsync it, rmdir) and fsync "
-        "PGDATA; rename ``pg_cryptokeys_tmp`` to ``pg_cryptokeys``; fsync PGDATA", "REC_04"),
+        "PGDATA; rename ``pg_cryptokeys_tmp`` to ``pg_cryptokeys``; fsync PGDATA",
+        "REC_04",
+    ),
     Decision.FAIL: ("report ``no_valid_key_set``; change nothing", "REC_05"),
 }
 
@@ -234,13 +267,22 @@ class RecoveryTableDirective(_RstDirective):
             for cur in order:
                 decision = RECOVERY_TABLE[(cur, tmp)]
                 action, req = DECISION_ACTIONS[decision]
-                rows.append([f"{cur.value.upper()}", f"{tmp.value.upper()}",
-                             f"``{decision.value}``", action, f":need:`{req}`"])
-        self.env.note_dependency(__import__("pgkms.recovery").recovery.__file__)
+                rows.append(
+                    [
+                        f"{cur.value.upper()}",
+                        f"{tmp.value.upper()}",
+                        f"``{decision.value}``",
+                        action,
+                        f":need:`{req}`",
+                    ]
+                )
+        self.env.note_dependency(recovery.__file__)
         return list_table(
             "Recovery decision table (generated from ``pgkms.recovery.RECOVERY_TABLE``)",
             ["``pg_cryptokeys``", "``pg_cryptokeys_tmp``", "decision", "actions", "req"],
-            rows, [14, 16, 14, 46, 10])
+            rows,
+            [14, 16, 14, 46, 10],
+        )
 
 
 # --- key hierarchy diagram (inline SVG, drawn from data) ---------------------------------------
@@ -267,9 +309,12 @@ HIERARCHY_EDGES: list[tuple[str, str, str]] = [
     ("pass", "d", "SHA-512"),
     ("d", "kenc", ""),
     ("d", "kmac", ""),
-    ("kenc", "f0", ""), ("kmac", "f0", ""),
-    ("kenc", "f1", ""), ("kmac", "f1", ""),
-    ("kenc", "f2", ""), ("kmac", "f2", ""),
+    ("kenc", "f0", ""),
+    ("kmac", "f0", ""),
+    ("kenc", "f1", ""),
+    ("kmac", "f1", ""),
+    ("kenc", "f2", ""),
+    ("kmac", "f2", ""),
     ("f0", "k0", "unwrap"),
     ("f1", "k1", "unwrap"),
     ("f2", "k2", "unwrap"),
@@ -298,21 +343,29 @@ def key_hierarchy_svg() -> str:
         (x1, y1), (x2, y2) = pos[src], pos[dst]
         ax, ay = x1 + _BOX_W / 2, y1 + _BOX_H
         bx, by = x2 + _BOX_W / 2, y2
-        out.append(f'<line x1="{ax:.0f}" y1="{ay:.0f}" x2="{bx:.0f}" y2="{by - 2:.0f}" '
-                   'stroke="#444" marker-end="url(#pgkms-arrow)"/>')
+        out.append(
+            f'<line x1="{ax:.0f}" y1="{ay:.0f}" x2="{bx:.0f}" y2="{by - 2:.0f}" '
+            'stroke="#444" marker-end="url(#pgkms-arrow)"/>'
+        )
         if label:
-            out.append(f'<text x="{(ax + bx) / 2 + 6:.0f}" y="{(ay + by) / 2 + 4:.0f}" '
-                       f'fill="#444" font-style="italic">{escape(label)}</text>')
+            out.append(
+                f'<text x="{(ax + bx) / 2 + 6:.0f}" y="{(ay + by) / 2 + 4:.0f}" '
+                f'fill="#444" font-style="italic">{escape(label)}</text>'
+            )
     secret = {"pass", "d", "kenc", "kmac", "k0", "k1", "k2"}
     for nid, _, _, lines in HIERARCHY_NODES:
         x, y = pos[nid]
         fill = "#fde8d8" if nid in secret else "#e4eef8"
-        out.append(f'<rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
-                   f'fill="{fill}" stroke="#333"/>')
+        out.append(
+            f'<rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
+            f'fill="{fill}" stroke="#333"/>'
+        )
         for i, line in enumerate(lines):
             weight = ' font-weight="bold"' if i == 0 else ""
-            out.append(f'<text x="{x + _BOX_W / 2:.0f}" y="{y + 18 + i * 16}" '
-                       f'text-anchor="middle"{weight}>{escape(line)}</text>')
+            out.append(
+                f'<text x="{x + _BOX_W / 2:.0f}" y="{y + 18 + i * 16}" '
+                f'text-anchor="middle"{weight}>{escape(line)}</text>'
+            )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -322,8 +375,10 @@ class KeyHierarchyDirective(SphinxDirective):
         figure = nodes.figure(classes=["pgkms-key-hierarchy"])
         figure += nodes.raw("", key_hierarchy_svg(), format="html")
         figure += nodes.caption(
-            "", "Key hierarchy. Orange: secret, never on disk in clear; blue: on disk or "
-            "interfaces. Every wrap uses the format of the Wrap format chapter.")
+            "",
+            "Key hierarchy. Orange: secret, never on disk in clear; blue: on disk or "
+            "interfaces. Every wrap uses the format of the Wrap format chapter.",
+        )
         return [figure]
 
 
@@ -336,8 +391,6 @@ class CoverageDirective(_RstDirective):
     option_spec: ClassVar[dict[str, Any]] = {}
 
     def rst(self) -> list[str]:
-        from pgkms_conformance import trace
-
         self.env.note_reread()  # the tests and vectors change without this page changing
         root = Path(self.env.srcdir).parent
         report = trace.check(root)
@@ -346,12 +399,14 @@ class CoverageDirective(_RstDirective):
             tests = report.tests_for(definition.id)
             vectors = report.vectors_for(definition.id)
             impl = report.implementation_for(definition.id)
-            rows.append([
-                f":need:`{definition.id}`",
-                "\n".join(f"| ``{t}``" for t in tests) or "**none**",
-                "\n".join(f"| ``{v}``" for v in vectors) or "none",
-                ", ".join(f"``{i}``" for i in impl) or "none",
-            ])
+            rows.append(
+                [
+                    f":need:`{definition.id}`",
+                    "\n".join(f"| ``{t}``" for t in tests) or "**none**",
+                    "\n".join(f"| ``{v}``" for v in vectors) or "none",
+                    ", ".join(f"``{i}``" for i in impl) or "none",
+                ]
+            )
         uncovered = report.uncovered
         summary = [
             f"{len(report.requirements)} requirements; {len(report.requirements) - len(uncovered)}"
@@ -361,7 +416,9 @@ class CoverageDirective(_RstDirective):
         return summary + list_table(
             "Requirement coverage (generated by ``pgkms_conformance.trace`` at build time)",
             ["requirement", "tests", "vectors", "implementation (not counted)"],
-            rows, [14, 40, 22, 24])
+            rows,
+            [14, 40, 22, 24],
+        )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
