@@ -43,6 +43,7 @@ needs_id_regex = (
     r"|SEC_[A-Z][A-Z0-9_]*|DEV_[A-Z][A-Z0-9_]*)$"
 )
 needs_id_required = True
+needs_role_need_template = "{id}"  # inline references show the bare identifier
 # Statuses used: pinned / draft (requirements), format / fixed (findings), adopted (deviations).
 needs_build_json = True
 needs_reproducible_json = True
