@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import (
     HmacMismatch,
@@ -32,6 +31,7 @@ from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
+
 from tests.reference.helpers import NEW, OLD, RecordingFileSystem, snapshot
 
 
