@@ -1,1 +1,1 @@
-"""pgkms_conformance: test vectors, adapter harness, crash explorer and traceability for pgkms."""
+"""pgkms_conformance: test vectors, the adapter-protocol harness and the crash-state explorer."""

@@ -1,0 +1,17 @@
+"""The bundled implementations, by the names ``--impl`` accepts."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+BUNDLED: dict[str, list[str]] = {
+    "reference": [sys.executable, "-m", "pgkms.adapter"],
+    "independent": [sys.executable, "-m", "pgkms_independent.adapter"],
+}
+
+
+def adapter_command(impl: str) -> list[str]:
+    """``reference`` / ``independent`` name a bundled adapter; anything else is a shell-style
+    command line (split with shlex, not run through a shell)."""
+    return list(BUNDLED[impl]) if impl in BUNDLED else shlex.split(impl)

@@ -1,0 +1,1 @@
+"""The adapter protocol (spec: Adapter protocol): the client side, and its JSON Schemas."""

@@ -1,0 +1,294 @@
+"""The reference implementation behind adapter protocol version 1: ``python -m pgkms.adapter``.
+
+One JSON request per line on stdin, one JSON response per line on stdout (spec: Adapter
+protocol, ADP_01..ADP_04). Every failure is answered with the stable error code of the spec;
+nothing here may crash on bad input, and no secret goes into a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from pgkms import __version__
+from pgkms.bootstrap import bootstrap
+from pgkms.errors import KmsError
+from pgkms.fs import OsFileSystem
+from pgkms.kdf import WrapKeys, derive_kek
+from pgkms.keyset import InternalKeys
+from pgkms.layout import ENC_KEY_LEN, INTERNAL_KEY_LEN, MAC_KEY_LEN, KeyId
+from pgkms.passphrase import Purpose, check_length, check_passphrase, run_passphrase_command
+from pgkms.passphrase import substitute as substitute_command
+from pgkms.randomness import RandomSource, ScriptedRandom, system_random
+from pgkms.record import KeyRecord, decode_record, encode_record
+from pgkms.recovery import recover
+from pgkms.rotation import rotate
+from pgkms.secret import Secret
+from pgkms.sqlwrap import pg_unwrap, pg_wrap
+from pgkms.startup import startup
+from pgkms.wrap import unwrap, wrap
+
+PROTOCOL_VERSION = 1
+Json = dict[str, Any]
+
+
+class MalformedRequest(KmsError):
+    code = "malformed_request"
+
+
+class UnsupportedOperation(KmsError):
+    code = "unsupported_operation"
+
+
+class Request:
+    """Typed access to a request's fields; every accessor names the field it rejects."""
+
+    def __init__(self, raw: Json) -> None:
+        self.raw = raw
+
+    def _get(self, name: str, kind: type, optional: bool = False) -> Any:
+        if name not in self.raw or (optional and self.raw[name] is None):
+            if optional:
+                return None
+            raise MalformedRequest(f"field {name!r} is missing")
+        value = self.raw[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise MalformedRequest(f"field {name!r}: expected {kind.__name__}")
+        return value
+
+    def hex(self, name: str) -> bytes:
+        return _unhex(self._get(name, str), name)
+
+    def opt_hex(self, name: str) -> bytes | None:
+        value = self._get(name, str, optional=True)
+        return None if value is None else _unhex(value, name)
+
+    def hex_list(self, name: str, count: int, optional: bool = False) -> list[bytes] | None:
+        value = self._get(name, list, optional=optional)
+        if value is None:
+            return None
+        if len(value) != count or not all(isinstance(v, str) for v in value):
+            raise MalformedRequest(f"field {name!r}: expected a list of {count} hex strings")
+        return [_unhex(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+    def text(self, name: str) -> str:
+        return str(self._get(name, str))
+
+    def integer(self, name: str, optional: bool = False) -> int | None:
+        value = self._get(name, int, optional=optional)
+        return None if value is None else int(value)
+
+    def purpose(self) -> Purpose:
+        value = self.text("purpose")
+        try:
+            return Purpose(value)
+        except ValueError:
+            raise MalformedRequest(
+                "field 'purpose': expected bootstrap, startup or rotation"
+            ) from None
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def _unhex(value: str, name: str) -> bytes:
+    """ADP_02: lowercase hex, an even number of digits, nothing else (no spaces, no prefix)."""
+    if not _HEX.fullmatch(value):
+        raise MalformedRequest(f"field {name!r}: expected lowercase hex with an even length")
+    return bytes.fromhex(value)
+
+
+def _wrap_keys(req: Request) -> WrapKeys:
+    enc, mac = req.hex("enc_key"), req.hex("mac_key")
+    if len(enc) != ENC_KEY_LEN or len(mac) != MAC_KEY_LEN:
+        raise MalformedRequest(
+            f"fields 'enc_key', 'mac_key': expected {ENC_KEY_LEN} and {MAC_KEY_LEN} bytes"
+        )
+    return WrapKeys(enc=Secret(enc), mac=Secret(mac))
+
+
+def _sql_keys(req: Request) -> InternalKeys:
+    key = req.hex("sql_key")
+    if len(key) != INTERNAL_KEY_LEN:
+        raise MalformedRequest(f"field 'sql_key': expected {INTERNAL_KEY_LEN} bytes")
+    unused = Secret(b"")
+    return InternalKeys(sql=Secret(key), block=unused, wal=unused)
+
+
+def _random(*chunks: list[bytes] | None) -> RandomSource:
+    """Injected randomness when the request carries it, the OS CSPRNG otherwise."""
+    given = [c for c in chunks if c is not None]
+    if not given:
+        return system_random
+    return ScriptedRandom(b for chunk in given for b in chunk)
+
+
+def op_derive_kek(req: Request) -> Json:
+    kek = derive_kek(Secret(req.hex("passphrase")))
+    return {"enc_key": kek.enc.reveal().hex(), "mac_key": kek.mac.reveal().hex()}
+
+
+def op_wrap(req: Request) -> Json:
+    keys, plaintext, iv = _wrap_keys(req), Secret(req.hex("plaintext")), req.opt_hex("iv")
+    return {"wrapped": wrap(keys, plaintext, _random(None if iv is None else [iv])).hex()}
+
+
+def op_unwrap(req: Request) -> Json:
+    return {"plaintext": unwrap(_wrap_keys(req), req.hex("wrapped")).reveal().hex()}
+
+
+def op_encode_record(req: Request) -> Json:
+    key_id = req.integer("key_id")
+    assert key_id is not None
+    wrapped_key = req.hex("wrapped_key")
+    if not 0 <= key_id < 2**32:
+        raise MalformedRequest("field 'key_id': expected an unsigned 32-bit integer")
+    try:
+        record = encode_record(KeyRecord(key_id, wrapped_key))
+    except ValueError as exc:
+        raise MalformedRequest(f"field 'wrapped_key': {exc}") from None
+    return {"record": record.hex()}
+
+
+def op_decode_record(req: Request) -> Json:
+    record = decode_record(req.hex("record"), req.integer("file_id", optional=True), "record")
+    return {"key_id": record.key_id, "wrapped_key": record.wrapped_key.hex()}
+
+
+def op_substitute(req: Request) -> Json:
+    return {"command": substitute_command(req.text("command"))}
+
+
+def op_run_passphrase_command(req: Request) -> Json:
+    command, purpose = req.text("command"), req.purpose()
+    return {"passphrase": check_length(run_passphrase_command(command), purpose).reveal().hex()}
+
+
+def op_check_passphrase(req: Request) -> Json:
+    passphrase, purpose = req.hex("passphrase"), req.purpose()
+    return {"passphrase": check_passphrase(passphrase, purpose).reveal().hex()}
+
+
+def op_bootstrap(req: Request) -> Json:
+    datadir, passphrase = req.text("datadir"), Secret(req.hex("passphrase"))
+    random = _random(req.hex_list("keys", len(KeyId), True), req.hex_list("ivs", 3, True))
+    bootstrap(datadir, passphrase, random=random)
+    return {}
+
+
+def op_startup(req: Request) -> Json:
+    keys = startup(req.text("datadir"), Secret(req.hex("passphrase")))
+    return {"keys": [k.reveal().hex() for k in keys.by_id().values()]}
+
+
+def op_rotate(req: Request) -> Json:
+    datadir, old, new = req.text("datadir"), req.hex("old_passphrase"), req.hex("new_passphrase")
+    random = _random(req.hex_list("ivs", len(KeyId), True))
+    rotate(datadir, Secret(old), Secret(new), random=random)
+    return {}
+
+
+def op_recover(req: Request) -> Json:
+    datadir, passphrase = req.text("datadir"), Secret(req.hex("passphrase"))
+    kek = derive_kek(check_passphrase(passphrase.reveal(), Purpose.STARTUP))
+    return {"decision": recover(OsFileSystem(), datadir, kek).value}
+
+
+def op_sql_wrap(req: Request) -> Json:
+    keys, plaintext, iv = _sql_keys(req), Secret(req.hex("plaintext")), req.opt_hex("iv")
+    return {"wrapped": pg_wrap(keys, plaintext, _random(None if iv is None else [iv])).hex()}
+
+
+def op_sql_unwrap(req: Request) -> Json:
+    return {"plaintext": pg_unwrap(_sql_keys(req), req.hex("wrapped")).reveal().hex()}
+
+
+Handler = Callable[[Request], Json]
+
+# op -> (the fields it accepts besides "id" and "op", its handler)
+OPERATIONS: dict[str, tuple[frozenset[str], Handler]] = {
+    "derive_kek": (frozenset({"passphrase"}), op_derive_kek),
+    "wrap": (frozenset({"enc_key", "mac_key", "plaintext", "iv"}), op_wrap),
+    "unwrap": (frozenset({"enc_key", "mac_key", "wrapped"}), op_unwrap),
+    "encode_record": (frozenset({"key_id", "wrapped_key"}), op_encode_record),
+    "decode_record": (frozenset({"record", "file_id"}), op_decode_record),
+    "substitute": (frozenset({"command"}), op_substitute),
+    "run_passphrase_command": (frozenset({"command", "purpose"}), op_run_passphrase_command),
+    "check_passphrase": (frozenset({"passphrase", "purpose"}), op_check_passphrase),
+    "bootstrap": (frozenset({"datadir", "passphrase", "keys", "ivs"}), op_bootstrap),
+    "startup": (frozenset({"datadir", "passphrase"}), op_startup),
+    "rotate": (frozenset({"datadir", "old_passphrase", "new_passphrase", "ivs"}), op_rotate),
+    "recover": (frozenset({"datadir", "passphrase"}), op_recover),
+    "sql_wrap": (frozenset({"sql_key", "plaintext", "iv"}), op_sql_wrap),
+    "sql_unwrap": (frozenset({"sql_key", "wrapped"}), op_sql_unwrap),
+}
+
+
+def hello() -> Json:
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "implementation": "pgkms-reference",
+        "version": __version__,
+        "capabilities": [*OPERATIONS, "inject_randomness"],
+    }
+
+
+def _reject_extra_fields(raw: Json, allowed: frozenset[str]) -> None:
+    extra = sorted(set(raw) - allowed - {"id", "op"})
+    if extra:
+        raise MalformedRequest(f"unknown field(s): {', '.join(extra)}")
+
+
+def handle_line(line: str) -> tuple[Json, bool]:
+    """Answer one request line; the flag says whether the session should end."""
+    request_id: Any = None
+    try:
+        try:
+            raw = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MalformedRequest("request is not valid JSON") from None
+        if not isinstance(raw, dict):
+            raise MalformedRequest("request is not a JSON object")
+        request_id = raw.get("id")
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            request_id = None
+            raise MalformedRequest("field 'id': expected an integer")
+        op = raw.get("op")
+        if not isinstance(op, str):
+            raise MalformedRequest("field 'op': expected a string")
+        if op in ("hello", "shutdown"):
+            _reject_extra_fields(raw, frozenset())
+            result = hello() if op == "hello" else {}
+            return {"id": request_id, "ok": True, "result": result}, op == "shutdown"
+        if op not in OPERATIONS:
+            raise UnsupportedOperation(f"operation {op!r} is not supported")
+        fields, handler = OPERATIONS[op]
+        _reject_extra_fields(raw, fields)  # before any effect on disk
+        return {"id": request_id, "ok": True, "result": handler(Request(raw))}, False
+    except KmsError as exc:
+        error = {"code": exc.code, "message": exc.message}
+    except Exception as exc:  # the adapter must answer, whatever happened
+        error = {"code": "internal_error", "message": type(exc).__name__}
+    return {"id": request_id, "ok": False, "error": error}, False
+
+
+def serve(stdin: TextIO, stdout: TextIO) -> None:
+    for line in stdin:
+        if not line.strip():
+            continue
+        response, done = handle_line(line)
+        stdout.write(json.dumps(response, separators=(",", ":")) + "\n")
+        stdout.flush()
+        if done:
+            return
+
+
+def main() -> None:
+    serve(sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
