@@ -7,7 +7,7 @@ It then collects *citations* of identifiers:
 
 - tests (``tests/**/*.py``): the arguments of ``pytest.mark.req(...)`` anywhere in a module
   (on a test, a class, a ``pytest.param`` or ``pytestmark``) and identifiers in docstrings;
-  these count as coverage;
+  these count as coverage (a marker may also name a finding or deviation it demonstrates);
 - vectors (``vectors/**/*.json``): every ``requirements`` list of string identifiers, usually
   one per test; these count as coverage;
 - implementations (``reference/**/*.py``, ``conformance/**/*.py``): identifiers anywhere in
@@ -42,7 +42,7 @@ AREAS: Final = (
 )
 CITATION_RE: Final = re.compile(rf"\b(?:{AREAS})_\d{{2}}\b")
 RANGE_RE: Final = re.compile(rf"\b({AREAS})_(\d{{2}})\s*\.\.\s*(?:(?:{AREAS})_)?(\d{{2}})\b")
-NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
+NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z0-9][A-Z0-9_]*[A-Z0-9]\b")
 ID_RE: Final = re.compile(rf"^(?:{AREAS})_\d{{2}}$")
 MAX_RANGE: Final = 30  # a longer "range" is a typo, not a citation of thirty requirements
 
@@ -303,14 +303,14 @@ class _TestVisitor(ast.NodeVisitor):
                 if (
                     isinstance(arg, ast.Constant)
                     and isinstance(arg.value, str)
-                    and ID_RE.match(arg.value)
+                    and (ID_RE.match(arg.value) or NAMED_RE.fullmatch(arg.value))
                 ):
                     self.found.append((arg.value, self._where(), node.lineno))
                 else:
                     shown = ast.unparse(arg)
                     self.problems.append(
                         f"{self.module}:{node.lineno}: req marker argument {shown} is not a "
-                        "requirement identifier string (AREA_NN)"
+                        "requirement identifier string (AREA_NN, or SEC_/DEV_ names)"
                     )
         self.generic_visit(node)
 
