@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 # subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "trace": ("pgkms_conformance.trace", "requirement traceability: every requirement tested"),
+}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -431,16 +431,21 @@ def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
     yield "trace check passed" if report.ok else "trace check FAILED"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pgkms-conformance trace",
-        description="Check that every spec requirement is cited by a test or a vector, and "
-        "that no file cites an identifier the spec does not define.",
-    )
+DESCRIPTION: Final = (
+    "Check that every spec requirement is cited by a test or a vector, and that no file cites "
+    "an identifier the spec does not define."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the trace arguments (``pgkms-conformance trace`` and ``python -m``)."""
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per requirement")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the check; 0 passed, 1 failed, 2 no spec directory under ``--root``."""
     if not (args.root / "spec").is_dir():
         sys.stderr.write(
             f"pgkms-conformance trace: error: {args.root / 'spec'}: no such directory\n"
@@ -452,6 +457,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n", "utf-8")
     return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pgkms-conformance trace", description=DESCRIPTION)
+    configure(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
