@@ -57,7 +57,7 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[test,docs]")
     for source in ("spec", "docs"):
         session.run(
-            "sphinx-build", "-W", "--keep-going", "-q", "-b", "html",
+            "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html",
             source, f"{source}/_build/html",
         )  # fmt: skip
 
