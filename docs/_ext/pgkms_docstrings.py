@@ -42,7 +42,9 @@ def loosen_lists(lines: list[str]) -> list[str]:
     return out
 
 
-def _process(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+def _process(  # noqa: PLR0917  (the signature autodoc calls)
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
     lines[:] = loosen_lists(lines)
 
 

@@ -13,11 +13,14 @@ Directives:
   ``.. pgkms-recovery-table::``          ``pgkms.recovery.RECOVERY_TABLE``
   ``.. pgkms-key-hierarchy::``           the key hierarchy, drawn as inline SVG (offline)
   ``.. pgkms-coverage::``                requirement -> tests, vectors (from the trace check)
+  ``.. pgkms-known-answer:: wrap``       a worked example computed by the reference (kdf, wrap,
+                                         record)
 Everything runs offline: no Graphviz, no network, no JavaScript.
 """
 
 from __future__ import annotations
 
+import hashlib
 from html import escape
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +29,12 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from pgkms import errors, layout, recovery
 from pgkms.errors import error_codes
+from pgkms.kdf import derive_kek
+from pgkms.randomness import ScriptedRandom
+from pgkms.record import KeyRecord, encode_record
 from pgkms.recovery import RECOVERY_TABLE, Decision, DirState
+from pgkms.secret import Secret
+from pgkms.wrap import pkcs7_pad, wrap
 from pgkms_conformance import trace
 from sphinx.application import Sphinx
 from sphinx.util import logging
@@ -382,6 +390,69 @@ class KeyHierarchyDirective(SphinxDirective):
         return [figure]
 
 
+# --- known-answer examples ---------------------------------------------------------------------
+
+EXAMPLE_PASSPHRASE = b"pgkms example passphrase: " + b"a" * 38  # 64 bytes, no newline
+EXAMPLE_IV = bytes(range(16))
+EXAMPLE_SECRET = b"my secret passward"
+
+
+def _hex_lines(label: str, data: bytes, width: int = 32) -> list[str]:
+    """``label`` then the hex of ``data`` in rows of ``width`` bytes, offsets on the left."""
+    out = [f"{label} ({len(data)} bytes):"]
+    for start in range(0, len(data), width):
+        out.append(f"  {start:4d}  {data[start : start + width].hex()}")
+    return out
+
+
+def known_answers(which: str) -> list[str]:
+    """The worked example ``which`` (kdf, wrap, record), computed by the reference."""
+    kek = derive_kek(Secret(EXAMPLE_PASSPHRASE))
+    if which == "kdf":
+        digest = hashlib.sha512(EXAMPLE_PASSPHRASE).digest()
+        return [
+            f"P = {EXAMPLE_PASSPHRASE.decode()!r}",
+            *_hex_lines("P", EXAMPLE_PASSPHRASE),
+            *_hex_lines("D = SHA-512(P)", digest),
+            *_hex_lines("KEK encryption key = D[0:32]", kek.enc.reveal()),
+            *_hex_lines("KEK HMAC key = D[32:64]", kek.mac.reveal()),
+        ]
+    wrapped = wrap(kek, Secret(EXAMPLE_SECRET), ScriptedRandom([EXAMPLE_IV]))
+    if which == "wrap":
+        return [
+            "keys: the KEK of the key-derivation example",
+            f"P = {EXAMPLE_SECRET.decode()!r}",
+            *_hex_lines("P", EXAMPLE_SECRET),
+            *_hex_lines("PKCS#7(P)", pkcs7_pad(EXAMPLE_SECRET)),
+            *_hex_lines("IV", EXAMPLE_IV),
+            *_hex_lines("C = AES-256-CBC(enc, IV, PKCS#7(P))", wrapped[48:]),
+            *_hex_lines("T = HMAC-SHA256(mac, C)", wrapped[:32]),
+            *_hex_lines("W = T || IV || C", wrapped),
+        ]
+    if which == "record":
+        key = bytes(range(64, 128))
+        record = encode_record(KeyRecord(2, wrap(kek, Secret(key), ScriptedRandom([EXAMPLE_IV]))))
+        return [
+            "KEK: the KEK of the key-derivation example; IV: as in the wrap example",
+            *_hex_lines("internal key 2 (example value)", key),
+            *_hex_lines("record = uint32le(2) || wrap(KEK, key 2)", record),
+        ]
+    raise ValueError(which)
+
+
+class KnownAnswerDirective(SphinxDirective):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        try:
+            lines = known_answers(self.arguments[0])
+        except ValueError:
+            raise self.error(f"unknown example {self.arguments[0]!r}") from None
+        self.env.note_dependency(layout.__file__)
+        text = "\n".join(lines)
+        return [nodes.literal_block(text, text, classes=["pgkms-known-answer"])]
+
+
 # --- traceability coverage ---------------------------------------------------------------------
 
 
@@ -428,4 +499,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("pgkms-recovery-table", RecoveryTableDirective)
     app.add_directive("pgkms-key-hierarchy", KeyHierarchyDirective)
     app.add_directive("pgkms-coverage", CoverageDirective)
+    app.add_directive("pgkms-known-answer", KnownAnswerDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
