@@ -40,6 +40,9 @@ class Code(StrEnum):
     NO_VALID_KEY_SET = "no_valid_key_set"
     # the operating system refused something
     STORAGE_ERROR = "storage_error"
+    # text input that is not hex (the CLI's bytea input; never raised by this package's adapter,
+    # which reports bad hex as malformed_request, but part of the code table)
+    HEX_INVALID = "hex_invalid"
     # the adapter protocol (ADP_03)
     MALFORMED_REQUEST = "malformed_request"
     UNSUPPORTED_OPERATION = "unsupported_operation"
