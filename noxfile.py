@@ -42,7 +42,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy")
+    _install(session, "mypy", "types-jsonschema")
     session.run("mypy", "--strict")
 
 
