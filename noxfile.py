@@ -51,3 +51,22 @@ def bench(session: nox.Session) -> None:
     """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def thorough(session: nox.Session) -> None:
+    """Differential and property tests with many more examples (HYPOTHESIS_PROFILE=thorough).
+
+    Prints how many examples each property test ran (hypothesis statistics) and how many
+    generated inputs each fuzz target tried (the differential suite's summary section).
+    """
+    _install(session)
+    session.run(
+        "pytest",
+        "tests/differential",
+        "tests/independent",
+        "tests/protocol",
+        "--hypothesis-show-statistics",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "thorough"},
+    )
