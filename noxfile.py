@@ -42,7 +42,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "types-jsonschema")
+    _install(session, "mypy", "types-jsonschema", "nox")
     session.run("mypy", "--strict")
 
 

@@ -92,6 +92,14 @@ def scenario(datadir: Path, spare: Path) -> list[tuple[dict[str, Any], str | Non
             {"op": "run_passphrase_command", "command": "echo hi", "purpose": "startup"},
             "passphrase_too_short",
         ),
+        # Regression: a NUL byte in the command was an internal_error in the reference.
+        (
+            {"op": "run_passphrase_command", "command": "a\u0000b", "purpose": "startup"},
+            "passphrase_command_failed",
+        ),
+        # Regression: a path the OS cannot take was an internal_error in the reference.
+        ({"op": "startup", "datadir": "a\u0000b", "passphrase": PASS}, "storage_error"),
+        ({"op": "startup", "datadir": "\ud800", "passphrase": PASS}, "storage_error"),
         ({"op": "check_passphrase", "passphrase": "61" * 2000, "purpose": "startup"}, None),
         (
             {"op": "check_passphrase", "passphrase": "61" * 2000, "purpose": "rotation"},
