@@ -36,11 +36,13 @@ def lint(session: nox.Session) -> None:
     _install(session, "ruff")
     session.run("ruff", "check", *CODE)
     session.run("ruff", "format", "--check", *CODE)
+    # The independent implementation may not import pgkms or cryptography ([tool.importlinter]).
+    session.run("lint-imports")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "nox")
+    _install(session, "mypy", "types-jsonschema", "nox")
     session.run("mypy", "--strict")
 
 
@@ -67,3 +69,22 @@ def trace(session: nox.Session) -> None:
     """Requirement traceability: every spec requirement has a test or a vector; no unknown IDs."""
     _install(session)
     session.run("python", "-m", "pgkms_conformance.trace", *session.posargs)
+
+
+@nox.session
+def thorough(session: nox.Session) -> None:
+    """Differential and property tests with many more examples (HYPOTHESIS_PROFILE=thorough).
+
+    Prints how many examples each property test ran (hypothesis statistics) and how many
+    generated inputs each fuzz target tried (the differential suite's summary section).
+    """
+    _install(session)
+    session.run(
+        "pytest",
+        "tests/differential",
+        "tests/independent",
+        "tests/protocol",
+        "--hypothesis-show-statistics",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "thorough"},
+    )
