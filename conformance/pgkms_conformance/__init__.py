@@ -1,0 +1,1 @@
+"""The pgkms conformance toolkit: test vectors, adapter harness and crash-state explorer."""
