@@ -218,7 +218,8 @@ class Explorer:
         self.initial = self.scenario.initial_image()
         self.passphrases = {"old": self.scenario.old, "new": self.scenario.new}
         self._outcomes: dict[tuple[Image, bytes], tuple[Outcome, list[Op]]] = {}
-        self._recovery_states: set[Image] = set()
+        # image -> (crash state, how it arose): states a crash during recovery leaves
+        self.recovery_states: dict[Image, tuple[CrashState, str]] = {}
 
     # --- running the protocol ----------------------------------------------------------------
 
@@ -292,8 +293,31 @@ class Explorer:
             for state in fs.crash_states(self.ordering, self.torn):
                 if state.image != image and state.image not in found:
                     found[state.image] = (point, state)
-        self._recovery_states.update(found)
+        for point, state in found.values():
+            if state.image not in self.recovery_states:
+                decision = self.startup_outcome(image, passphrase)[0].decision
+                self.recovery_states[state.image] = (
+                    state,
+                    f"recovery ({decision}) crashed after {point} operation(s)",
+                )
         return list(found.values())
+
+    def content_labels(self) -> dict[bytes, str]:
+        """Names for the key-file contents the rotation writes, to describe images."""
+        labels: dict[bytes, str] = {}
+        final = SimFileSystem(self.initial, self.scenario.datadir)
+        self.protocol.rotate(
+            final,
+            self.scenario.datadir,
+            Secret(self.scenario.old),
+            Secret(self.scenario.new),
+            self.scenario.rotation_random(),
+        )
+        for which, image in (("old", self.initial), ("new", final.image())):
+            for path, _, content in image:
+                if content is not None:
+                    labels[content] = f"key {path[-1]} under the {which} passphrase"
+        return labels
 
     # --- invariants --------------------------------------------------------------------------
 
@@ -389,7 +413,7 @@ class Explorer:
         report.decisions = decisions
         for found in states.values():
             report.violations.extend(self.check(found))
-        report.recovery_states = len(self._recovery_states)
+        report.recovery_states = len(set(self.recovery_states) - set(states))
         return report
 
 
