@@ -6,10 +6,14 @@ from dataclasses import replace
 
 import pytest
 
+from pgkms.errors import NoValidKeySet
 from pgkms.fs import FileSystem, Stat
+from pgkms.kdf import derive_kek
+from pgkms.keyset import InternalKeys, load_key_set
 from pgkms.randomness import RandomSource
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
+from pgkms.startup import startup
 from pgkms_conformance.crash.explorer import SPEC, Explorer, Protocol
 from pgkms_conformance.crash.legacy import legacy_startup
 from pgkms_conformance.crash.machine import Procedure
@@ -113,3 +117,28 @@ def test_recovery_by_counting_files_is_caught() -> None:
     r = Explorer(counting).run()
     assert r.counts()["I4"] > 0
     assert r.counts()["I1"] > 0
+
+
+def test_a_startup_that_leaves_the_tmp_directory_breaks_i2() -> None:
+    """Startup that opens pg_cryptokeys without recovering first (START_01 skipped)."""
+
+    def no_recovery(fs: FileSystem, d: str, passphrase: Secret) -> InternalKeys:
+        return load_key_set(fs, f"{d}/pg_cryptokeys", derive_kek(passphrase))
+
+    counts = Explorer(replace(SPEC, name="spec-no-recovery", startup=no_recovery)).run().counts()
+    assert counts["I2"] > 0
+
+
+def test_a_recovery_that_is_not_idempotent_breaks_i3() -> None:
+    """Recovery that durably notes it has run, and refuses to run twice."""
+
+    def once_only(fs: FileSystem, d: str, passphrase: Secret) -> InternalKeys:
+        if fs.stat(f"{d}/pg_cryptokeys_tmp") is not None:
+            if fs.stat(f"{d}/recovering") is not None:
+                raise NoValidKeySet("recovery already started once")
+            fs.create_file(f"{d}/recovering", b"", 0o600)
+            fs.fsync_dir(d)
+        return startup(d, passphrase, fs)
+
+    counts = Explorer(replace(SPEC, name="spec-once", startup=once_only)).run().counts()
+    assert counts["I3"] > 0

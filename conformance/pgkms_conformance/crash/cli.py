@@ -86,8 +86,9 @@ def render(explorer: Explorer, report: Report, traces: bool) -> list[str]:
         f"(crash model: ordering={report.ordering}, torn writes={'yes' if report.torn else 'no'})",
         f"  operations in the rotation trace: {len(report.trace)} mutating "
         f"({len(explorer.protocol.procedure.phases)} phases of the transition table)",
-        f"  crash states explored: {len(report.states)} distinct after a crash in rotation, "
-        f"{report.recovery_states} more after a crash in recovery",
+        f"  crash states explored: {len(report.states)} distinct after a crash in rotation; "
+        f"{report.recovery_states} after a crash in recovery, {report.recovery_states_new} "
+        "of them new",
         "  violations (crash states breaking each invariant): "
         + ", ".join(f"{inv} {counts[inv]}" for inv in INVARIANTS),
     ]

@@ -174,7 +174,8 @@ class Report:
     torn: bool
     trace: list[Op]
     states: dict[Image, Found]
-    recovery_states: int = 0
+    recovery_states: int = 0  # distinct states a crash during recovery leaves
+    recovery_states_new: int = 0  # of those, states no crash during rotation leaves
     violations: list[Violation] = field(default_factory=list)
     decisions: dict[str, set[str]] = field(default_factory=dict)
 
@@ -413,7 +414,8 @@ class Explorer:
         report.decisions = decisions
         for found in states.values():
             report.violations.extend(self.check(found))
-        report.recovery_states = len(set(self.recovery_states) - set(states))
+        report.recovery_states = len(self.recovery_states)
+        report.recovery_states_new = len(set(self.recovery_states) - set(states))
         return report
 
 
