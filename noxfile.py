@@ -49,3 +49,10 @@ def bench(session: nox.Session) -> None:
     """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """Crash-state exploration of both rotation protocols (fails if the spec's breaks one)."""
+    _install(session)
+    session.run("python", "-m", "pgkms_conformance.crash", *session.posargs)

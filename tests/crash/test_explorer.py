@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from pgkms_conformance.crash.explorer import LEGACY, SPEC, Explorer, Report
 
 CHAPTER = Path(__file__).parents[2] / "spec" / "chapters" / "crash-model.rst"
@@ -33,9 +32,13 @@ def test_spec_protocol_keeps_every_invariant(ordering: str, torn: bool) -> None:
 
 @pytest.mark.req("CRASH_03", "CRASH_04")
 def test_the_default_model_is_the_weakest_and_finds_the_most_states() -> None:
-    sizes = {(o, t): len(report("spec", o, t).states) for o in ("subset", "prefix") for t in (1, 0)}
-    assert sizes[("subset", 1)] > sizes[("prefix", 1)] > sizes[("prefix", 0)]
-    assert sizes[("subset", 1)] > sizes[("subset", 0)] > sizes[("prefix", 0)]
+    sizes = {
+        (o, t): len(report("spec", o, t).states)
+        for o in ("subset", "prefix")
+        for t in (True, False)
+    }
+    assert sizes[("subset", True)] > sizes[("prefix", True)] > sizes[("prefix", False)]
+    assert sizes[("subset", True)] > sizes[("subset", False)] > sizes[("prefix", False)]
 
 
 @pytest.mark.req("REC_02", "REC_05", "DISK_07")

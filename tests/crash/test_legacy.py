@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pgkms.errors import RecordSizeInvalid
 from pgkms_conformance.crash.explorer import LEGACY, Explorer, Scenario
 from pgkms_conformance.crash.legacy import legacy_decide, legacy_recover

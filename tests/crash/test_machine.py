@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
+from pgkms.kdf import derive_kek
+from pgkms.keyset import load_key_set, wrap_key_set
+from pgkms.secret import Secret
 from pgkms_conformance.crash.explorer import LEGACY, SPEC, Explorer, Scenario
 from pgkms_conformance.crash.legacy import run_procedure
 from pgkms_conformance.crash.machine import (
@@ -17,9 +19,6 @@ from pgkms_conformance.crash.machine import (
     match,
 )
 from pgkms_conformance.crash.simfs import SimFileSystem
-from pgkms.kdf import derive_kek
-from pgkms.keyset import wrap_key_set, load_key_set
-from pgkms.secret import Secret
 
 
 @pytest.mark.req("ROT_04", "ROT_05", "ROT_06")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
 from pgkms.errors import NoValidKeySet
 from pgkms.fs import FileSystem, Stat
 from pgkms.kdf import derive_kek
@@ -17,7 +16,9 @@ from pgkms.startup import startup
 from pgkms_conformance.crash.explorer import SPEC, Explorer, Protocol
 from pgkms_conformance.crash.legacy import legacy_startup
 from pgkms_conformance.crash.machine import Procedure
+from pgkms_conformance.crash.simfs import Ordering
 
+ORDERINGS: tuple[Ordering, ...] = ("subset", "prefix")
 pytestmark = pytest.mark.req("CRASH_01", "DISK_07", "REC_02")
 
 
@@ -88,12 +89,11 @@ def without_fsync(kind: str, path: str, nth: int = 1) -> Protocol:
 
 def test_a_missing_key_file_fsync_loses_keys_under_both_orderings() -> None:
     broken = without_fsync("fsync_file", "pgdata/pg_cryptokeys_tmp/0001")
-    explorer = Explorer(broken)
-    explorer.phases = lambda trace: ["?"] * len(trace)  # type: ignore[method-assign]
-    for ordering in ("subset", "prefix"):
-        explorer.ordering = ordering  # type: ignore[assignment]
-        counts = explorer.run().counts()
-        assert counts["I1"] > 0, ordering
+    for ordering in ORDERINGS:
+        explorer = Explorer(broken, ordering=ordering)
+        # the table cannot say "fsync every key file but the second": skip the trace check
+        explorer.phases = lambda trace: ["?"] * len(trace)  # type: ignore[method-assign]
+        assert explorer.run().counts()["I1"] > 0, ordering
 
 
 def test_a_missing_tmp_directory_fsync_loses_keys() -> None:
@@ -107,9 +107,8 @@ def test_a_missing_data_directory_fsync_loses_keys_under_both_orderings() -> Non
     fsync came later): no key set survives, even when one directory's changes persist in
     order."""
     broken = without_fsync("fsync_dir", "pgdata")
-    for ordering in ("subset", "prefix"):
-        counts = Explorer(broken, ordering=ordering).run().counts()  # type: ignore[arg-type]
-        assert counts["I1"] > 0, ordering
+    for ordering in ORDERINGS:
+        assert Explorer(broken, ordering=ordering).run().counts()["I1"] > 0, ordering
 
 
 def test_recovery_by_counting_files_is_caught() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pgkms.errors import StorageError
 from pgkms_conformance.crash.simfs import SimFileSystem, SimulatedCrash
 

@@ -9,12 +9,10 @@ and a successful startup must leave a single durable key set opening under its p
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
-import pytest
-
 from pgkms.errors import KmsError
 from pgkms.layout import KeyId
 from pgkms.randomness import ScriptedRandom

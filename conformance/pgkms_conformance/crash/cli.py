@@ -19,6 +19,7 @@ from pgkms_conformance.crash.explorer import (
     Violation,
 )
 from pgkms_conformance.crash.simfs import Image
+from pgkms_conformance.crash.vectors import crash_vectors, dump
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,8 +72,7 @@ def render_violation(explorer: Explorer, report: Report, v: Violation) -> list[s
         outcome, _ = explorer.startup_outcome(v.state.image, passphrase)
         lines.append(
             f"    startup with the {name} passphrase: recovery {outcome.decision}, "
-            f"{outcome.describe()}; disk after: "
-            + ", ".join(describe_image(outcome.image, labels))
+            f"{outcome.describe()}; disk after: " + ", ".join(describe_image(outcome.image, labels))
         )
     if v.detail:
         lines.append(f"    then ({v.passphrase} passphrase): {v.detail}")
@@ -114,11 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "spec" and report.violations:
             status = 1
     if args.write_vectors:
-        from pgkms_conformance.crash.vectors import crash_vectors, dump
-
         document = crash_vectors()
         Path(args.write_vectors).write_text(dump(document), encoding="utf-8")
         print(f"wrote {document['numberOfTests']} vectors to {args.write_vectors}")
     sys.stdout.flush()
     return status
-

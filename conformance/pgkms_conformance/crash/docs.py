@@ -11,6 +11,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from pgkms.recovery import RECOVERY_TABLE
+
 from pgkms_conformance.crash.machine import (
     LEGACY_CRASH_DECISIONS,
     LEGACY_RECOVERY,
@@ -88,7 +89,7 @@ def render_svg(procedure: Procedure, decisions: dict[str, frozenset[str]] | None
                 f'{_X + _BOX_W + 40},{y + _BOX_H + 6} {_X + _BOX_W},{y + _BOX_H - 8}" '
                 'fill="none" stroke="#333" marker-end="url(#arrow)"/>'
             )
-            text_y, text_x = y + 4, _X + _BOX_W + 46
+            text_y, text_x = float(y + 4), float(_X + _BOX_W + 46)
         else:
             y1, y2 = top(source) + _BOX_H, top(target)
             if y2 > y1:
@@ -96,7 +97,7 @@ def render_svg(procedure: Procedure, decisions: dict[str, frozenset[str]] | None
                     f'<line x1="{cx}" y1="{y1}" x2="{cx}" y2="{y2 - 2}" stroke="#333" '
                     'marker-end="url(#arrow)"/>'
                 )
-                text_y, text_x = y1 + 16, cx + 8
+                text_y, text_x = float(y1 + 16), cx + 8
             else:  # back to an earlier phase: around the left side
                 yb, yt = top(source) + _BOX_H / 2, top(target) + _BOX_H / 2
                 parts.append(
@@ -104,7 +105,7 @@ def render_svg(procedure: Procedure, decisions: dict[str, frozenset[str]] | None
                     'fill="none" stroke="#333" stroke-dasharray="4 3" '
                     'marker-end="url(#arrow)"/>'
                 )
-                text_y, text_x = int((yb + yt) / 2), 2
+                text_y, text_x = (yb + yt) / 2, 2.0
         for i, label in enumerate(labels):
             parts.append(f'<text x="{text_x}" y="{text_y + 13 * i}">{escape(label)}</text>')
     parts.append("</svg>")

@@ -18,6 +18,7 @@ Results are memoized by (image, passphrase): startup is a pure function of the t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from pgkms.recovery import decide
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.startup import startup
+
 from pgkms_conformance.crash.legacy import legacy_decide, legacy_rotate, legacy_startup
 from pgkms_conformance.crash.machine import (
     LEGACY_ROTATION,
@@ -246,7 +248,7 @@ class Explorer:
     def crash_during_rotation(self, crash_point: int) -> SimFileSystem:
         """The filesystem as the rotation left it when the power failed after ``crash_point``."""
         fs = SimFileSystem(self.initial, self.scenario.datadir, crash_after=crash_point)
-        try:
+        with contextlib.suppress(SimulatedCrash):
             self.protocol.rotate(
                 fs,
                 self.scenario.datadir,
@@ -254,8 +256,6 @@ class Explorer:
                 Secret(self.scenario.new),
                 self.scenario.rotation_random(),
             )
-        except SimulatedCrash:
-            pass
         return fs
 
     def startup_outcome(self, image: Image, passphrase: bytes) -> tuple[Outcome, list[Op]]:
@@ -287,10 +287,8 @@ class Explorer:
         found: dict[Image, tuple[int, CrashState]] = {}
         for point in range(len(ops) + 1):
             fs = SimFileSystem(image, self.scenario.datadir, crash_after=point)
-            try:
+            with contextlib.suppress(SimulatedCrash, KmsError):
                 self.protocol.startup(fs, self.scenario.datadir, Secret(passphrase))
-            except (SimulatedCrash, KmsError):
-                pass
             for state in fs.crash_states(self.ordering, self.torn):
                 if state.image != image and state.image not in found:
                     found[state.image] = (point, state)
@@ -325,7 +323,9 @@ class Explorer:
     def opens(self, image: Image, directory: str, passphrase: bytes) -> tuple[bytes, ...] | None:
         fs = SimFileSystem(image, self.scenario.datadir)
         try:
-            keys = load_key_set(fs, join(self.scenario.datadir, directory), derive_kek(Secret(passphrase)))
+            keys = load_key_set(
+                fs, join(self.scenario.datadir, directory), derive_kek(Secret(passphrase))
+            )
         except KmsError:
             return None
         return tuple(k.reveal() for k in keys.by_id().values())
@@ -349,7 +349,11 @@ class Explorer:
             )
             codes = ", ".join(f"{n}: {o.error}" for n, o in outcomes.items())
             if on_disk:
-                violation("I1", f"keys unreachable: a valid set is on disk, yet startup fails ({codes})", "either")
+                violation(
+                    "I1",
+                    f"keys unreachable: a valid set is on disk, yet startup fails ({codes})",
+                    "either",
+                )
             else:
                 violation("I1", f"keys destroyed: no valid set remains ({codes})", "either")
         for name in started:

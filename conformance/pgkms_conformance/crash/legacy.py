@@ -23,6 +23,7 @@ from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.randomness import RandomSource
 from pgkms.record import KeyRecord, decode_record, encode_record
 from pgkms.secret import Secret
+
 from pgkms_conformance.crash.machine import (
     LEGACY_RECOVERY,
     LEGACY_RECOVERY_TABLE,

@@ -341,12 +341,8 @@ class SimFileSystem:
 
         Each image is reported once, with the smallest set of losses that produces it.
         """
-        base_entries = {
-            ino: n.durable for ino, n in self._inodes.items() if isinstance(n, _Dir)
-        }
-        dirs = [
-            (ino, n) for ino, n in self._inodes.items() if isinstance(n, _Dir) and n.pending
-        ]
+        base_entries = {ino: n.durable for ino, n in self._inodes.items() if isinstance(n, _Dir)}
+        dirs = [(ino, n) for ino, n in self._inodes.items() if isinstance(n, _Dir) and n.pending]
         best: dict[Image, CrashState] = {}
         for choice in itertools.product(*(_dir_outcomes(d, ordering) for _, d in dirs)):
             entries = dict(base_entries)
@@ -396,9 +392,7 @@ def _dir_outcomes(
     if ordering == "prefix":
         kept_sets = [tuple(range(k)) for k in range(n + 1)]
     else:
-        kept_sets = [
-            tuple(i for i in range(n) if mask >> i & 1) for mask in range(1 << n)
-        ]
+        kept_sets = [tuple(i for i in range(n) if mask >> i & 1) for mask in range(1 << n)]
     outcomes = []
     for kept in kept_sets:
         entries = dict(directory.durable)

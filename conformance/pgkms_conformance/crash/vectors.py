@@ -17,6 +17,7 @@ import json
 from typing import Any, Final
 
 from pgkms.layout import KEY_TMP_DIR
+
 from pgkms_conformance.crash.explorer import LEGACY, SPEC, Explorer, Found
 from pgkms_conformance.crash.simfs import CrashState, Image
 
