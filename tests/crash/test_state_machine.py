@@ -9,11 +9,15 @@ and a successful startup must leave a single durable key set opening under its p
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from pgkms import rotation
 from pgkms.errors import KmsError
+from pgkms.fs import FileSystem
 from pgkms.layout import KeyId
 from pgkms.randomness import ScriptedRandom
 from pgkms.rotation import rotate
@@ -99,3 +103,43 @@ RotationWithCrashes.TestCase.settings = settings(
     RotationWithCrashes.TestCase.settings, stateful_step_count=25
 )
 TestRotationWithCrashes = RotationWithCrashes.TestCase
+
+
+class _SkipFirstDataDirFsync:
+    """A filesystem wrapper that drops the first fsync of the data directory (a bug)."""
+
+    def __init__(self, inner: SimFileSystem) -> None:
+        self.inner = inner
+        self.skipped = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def fsync_dir(self, path: str) -> None:
+        if path == DATADIR and not self.skipped:
+            self.skipped = True
+            return
+        self.inner.fsync_dir(path)
+
+
+def test_the_machine_catches_a_rotation_missing_an_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(
+        datadir: str,
+        old: Secret,
+        new: Secret,
+        fs: SimFileSystem,
+        random: ScriptedRandom,
+    ) -> object:
+        return rotation.rotate(
+            datadir, old, new, cast(FileSystem, _SkipFirstDataDirFsync(fs)), random
+        )
+
+    monkeypatch.setattr(__name__ + ".rotate", broken)
+    with pytest.raises(AssertionError):
+        # no shrinking: the point is that a failure is found, not its smallest form
+        run_state_machine_as_test(
+            RotationWithCrashes,
+            settings=settings(
+                RotationWithCrashes.TestCase.settings, phases=[Phase.generate], print_blob=False
+            ),
+        )

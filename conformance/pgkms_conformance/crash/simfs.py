@@ -326,16 +326,6 @@ class SimFileSystem:
             {i: n.durable for i, n in self._inodes.items() if isinstance(n, _File)},
         )
 
-    def pending(self) -> list[Op]:
-        """Issued effects a crash may still discard: directory changes and unsynced file data."""
-        ops: list[Op] = []
-        for ino, node in self._inodes.items():
-            if isinstance(node, _Dir):
-                ops.extend(op for _, op in node.pending)
-            elif node.data != node.durable:
-                ops.append(Op("unsynced", f"inode {ino}"))
-        return ops
-
     def crash_states(self, ordering: Ordering = "subset", torn: bool = True) -> list[CrashState]:
         """Every distinct image a crash now can leave (CRASH_01..CRASH_05), least damage first.
 
