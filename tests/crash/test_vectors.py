@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from pgkms.errors import KmsError
 from pgkms.secret import Secret
 from pgkms.startup import startup
+from pgkms_conformance.crash import vectors as vectors_module
 from pgkms_conformance.crash.vectors import crash_vectors, dump
 
+SCHEMA = Path(vectors_module.__file__).with_name("pgkms_crash_recovery_schema.json")
 VECTORS = Path(__file__).parents[2] / "vectors" / "crash_recovery.json"
 REQ = re.compile(
     r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
@@ -47,6 +51,16 @@ def test_document_is_self_describing(document: dict[str, Any]) -> None:
         assert ("error" in t) == (t["result"] == "invalid")
         legacy_only = "Legacy2020Only" in t["flags"]
         assert legacy_only == t["comment"].startswith("2020"), t["comment"]
+
+
+def test_document_matches_its_schema(document: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+    broken = json.loads(json.dumps(document))
+    del broken["testGroups"][0]["tests"][0]["result"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
 
 
 def materialize(root: Path, listing: dict[str, dict[str, Any]]) -> None:
