@@ -88,3 +88,10 @@ def thorough(session: nox.Session) -> None:
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "thorough"},
     )
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """Crash-state exploration of both rotation protocols (fails if the spec's breaks one)."""
+    _install(session)
+    session.run("python", "-m", "pgkms_conformance.crash", *session.posargs)

@@ -15,6 +15,7 @@ from typing import NoReturn
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("pgkms_conformance.trace", "requirement traceability: every requirement tested"),
+    "crash": ("pgkms_conformance.crash.cli", "explore crash states of passphrase rotation"),
 }
 
 
