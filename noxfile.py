@@ -19,9 +19,18 @@ def _install(session: nox.Session, *extra: str) -> None:
 
 @nox.session
 def main(session: nox.Session) -> None:
-    """The project's main job on the bundled implementation (README, first command)."""
+    """The project's main job: the conformance harness on both bundled implementations, with
+    the per-requirement report (README, first command). Extra arguments go to ``run``."""
     _install(session)
-    session.run("pgkms", "demo", *session.posargs)
+    for impl in ("reference", "independent"):
+        session.run("pgkms-conformance", "run", "--impl", impl, *session.posargs)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """The mutant zoo: the harness must catch every deviation; the mutation score last."""
+    _install(session)
+    session.run("pgkms-conformance", "mutants", *session.posargs)
 
 
 @nox.session
@@ -51,6 +60,8 @@ def bench(session: nox.Session) -> None:
     """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
+    # Adapter round trips per second and full harness runs, per bundled implementation.
+    session.run("python", "bench/harness.py")
 
 
 @nox.session

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from pgkms_conformance.harness.requirements import REQUIREMENTS, requirement_sort_key
+from pgkms_conformance.harness.requirements import REQUIREMENTS, requirement_sort_key, title_of
 
 
 class Verdict(Enum):
@@ -114,7 +114,7 @@ class Report:
             rows.append(
                 RequirementResult(
                     id=req_id,
-                    title=info.title if info else "(not in the requirement table)",
+                    title=title_of(req_id),
                     counts=row_counts,
                     note=note,
                 )

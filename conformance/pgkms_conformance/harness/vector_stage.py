@@ -70,6 +70,18 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
                 continue
             except RunAborted:
                 return
+            except Exception as exc:  # an answer the runner could not digest: the IUT's fault
+                ctx.progress.failed()
+                yield Case(
+                    "vectors",
+                    name,
+                    Verdict.FAILED,
+                    tuple(test.get("requirements", ())),
+                    source,
+                    expected="an answer of the shape the protocol defines",
+                    found=f"an answer the vector runner could not read ({type(exc).__name__})",
+                )
+                continue
             ctx.progress.tick(_requests_of(test))
             yield _case(ctx, name, source, outcome)
 
