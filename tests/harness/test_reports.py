@@ -14,12 +14,14 @@ import xmlschema
 from pgkms_conformance.cli import main
 from pgkms_conformance.harness import report_json, report_junit
 from pgkms_conformance.harness.model import Report, Verdict
+from pgkms_conformance.harness.profiles import profile_results
 from pgkms_conformance.harness.requirements import REQUIREMENTS
 from pgkms_conformance.harness.run import Config, run_harness
+from pgkms_conformance.mutants.zoo import mutant_command
 
 from tests.harness.helpers import REFERENCE, fake
 
-pytestmark = pytest.mark.req("CONF_01")
+pytestmark = pytest.mark.req("CONF_01", "CONF_02", "CONF_03")
 
 
 @cache
@@ -122,3 +124,46 @@ def test_cli_run_rejects_an_invalid_vector_file(
     argv = ["run", "--impl", "reference", "--no-default-vectors", "--vectors", str(bad)]
     assert main(argv) == 2
     assert "invalid vector file" in capsys.readouterr().err
+
+
+@pytest.mark.req("CONF_04")
+def test_an_iut_without_injection_is_judged_by_unwrapping() -> None:
+    """The harness never sends iv/ivs/keys to such an IUT (the fake would refuse them) and
+    still passes a correct one, checking its wraps by unwrapping them with the reference."""
+    report = run_harness(Config(fake("noinject"), examples=10))
+    assert report.passed, [(c.name, c.found) for c in report.failures]
+    rows = {r.id: r.verdict for r in report.requirement_results()}
+    assert rows["WRAP_02"] is Verdict.PASSED and rows["ROT_03"] is Verdict.PASSED
+
+
+@pytest.mark.req("CONF_04", "WRAP_03")
+def test_a_fixed_iv_is_caught_without_injection(tmp_path: Path) -> None:
+    report = run_harness(Config(fake("noinject"), examples=5, stages=("properties",)))
+    assert report.passed
+    mutant = run_harness(
+        Config(
+            mutant_command("fixed_iv"), examples=5, stages=("properties",), replay_dir=str(tmp_path)
+        )
+    )
+    assert "WRAP_03" in {r for c in mutant.failures for r in c.requirements}
+
+
+@pytest.mark.req("CONF_03")
+def test_a_partial_iut_is_reported_on_what_it_claims() -> None:
+    report = run_harness(Config(fake("format_only"), examples=10))
+    assert report.passed
+    rows = {r.id: r.verdict for r in report.requirement_results()}
+    assert rows["KDF_01"] is Verdict.PASSED and rows["WRAP_08"] is Verdict.PASSED
+    assert rows["PASS_02"] is Verdict.UNSUPPORTED and rows["REC_04"] is Verdict.UNSUPPORTED
+    profiles = {p.name: p.verdict for p in profile_results(report)}
+    assert profiles == {
+        "format": "passed",
+        "sql": "not claimed",
+        "passphrase": "not claimed",
+        "keystore": "not claimed",
+        "full": "not claimed",
+    }
+    document = _validate_json(report)
+    assert document["iut"]["capabilities"] == sorted(
+        ["derive_kek", "wrap", "unwrap", "encode_record", "decode_record"]
+    )

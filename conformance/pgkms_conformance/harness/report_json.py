@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 from pgkms_conformance.harness.model import Case, Report, Verdict
+from pgkms_conformance.harness.profiles import profile_results
 
 SCHEMA_ID = "pgkms-harness-report/1"
 
@@ -68,6 +69,10 @@ def to_json(report: Report) -> dict[str, Any]:
                 "note": r.note,
             }
             for r in report.requirement_results()
+        ],
+        "profiles": [
+            {"name": p.name, "verdict": p.verdict, "missing": list(p.missing)}
+            for p in profile_results(report)
         ],
         "failures": [case_json(c) for c in report.failures],
         "aborted": None

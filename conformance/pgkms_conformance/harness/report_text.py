@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgkms_conformance.harness.model import Case, Report, Verdict
+from pgkms_conformance.harness.profiles import profile_results
 
 _SHORT = {
     Verdict.PASSED: "passed",
@@ -44,6 +45,10 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
             f"{row.id:<12}{_SHORT[row.verdict]:<13}{c[Verdict.PASSED]:>6}"
             f"{c[Verdict.FAILED]:>6}{c[Verdict.UNSUPPORTED]:>7}  {text}"
         )
+    yield ""
+    for p in profile_results(report):
+        missing = f" (lacks {', '.join(p.missing)})" if p.missing else ""
+        yield f"profile {p.name:<11} {p.verdict}{missing}"
     failures = report.failures
     if failures:
         yield ""

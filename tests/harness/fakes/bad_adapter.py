@@ -7,6 +7,8 @@ N requests after it, then misbehaves according to MODE:
            the child's pid goes to the file named by $FAKE_CHILD_PID)
   garbage  answers with a line that is not JSON
   wrongid  answers with another request id
+  noinject a correct IUT without inject_randomness (requests carrying iv/ivs/keys are refused)
+  format_only  a correct IUT of the ``format`` profile only, without inject_randomness
   leak     never stops; every error message, and stderr, echo the request's values in hex, raw
            text and base64, and every result comes back altered (so the harness reports many
            failures, each a chance to leak); it dies on ``rotate``, secrets in its stderr tail
@@ -47,6 +49,32 @@ def _alter(result: dict[str, object]) -> dict[str, object]:
     return out
 
 
+FORMAT_OPS = {"derive_kek", "wrap", "unwrap", "encode_record", "decode_record"}
+PARTIAL = ("noinject", "format_only")
+
+
+def _partial(mode: str, raw: dict[str, object], line: str) -> dict[str, object]:
+    """A correct but partial IUT: no randomness injection, or the format profile only."""
+    response, _ = handle_line(line)
+    op = raw.get("op")
+    if op == "hello":
+        caps = response["result"]["capabilities"]
+        caps.remove("inject_randomness")
+        if mode == "format_only":
+            caps[:] = [c for c in caps if c in FORMAT_OPS]
+        return response
+    error = None
+    if not response["ok"] and response["error"]["code"] == "malformed_request":
+        return response  # bad lines stay bad, whatever the op
+    if mode == "format_only" and op not in FORMAT_OPS:
+        error = {"code": "unsupported_operation", "message": "not implemented"}
+    elif any(k in raw for k in ("iv", "ivs", "keys")):
+        error = {"code": "malformed_request", "message": "randomness cannot be injected"}
+    if error:
+        return {"id": raw.get("id"), "ok": False, "error": error}
+    return response
+
+
 def main() -> None:
     mode = sys.argv[1]
     budget = int(sys.argv[2]) if len(sys.argv) > 2 else 0
@@ -56,7 +84,9 @@ def main() -> None:
             raw = json.loads(line)
         except json.JSONDecodeError:
             raw = {}
-        if raw.get("op") == "hello" or served < budget:
+        if mode in PARTIAL:
+            response = _partial(mode, raw, line)
+        elif raw.get("op") == "hello" or served < budget:
             response, _ = handle_line(line)
             served += raw.get("op") != "hello"
         elif mode == "crash":
