@@ -7,6 +7,7 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -35,8 +36,8 @@ def _junit_schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(str(xsd))
 
 
-def _validate_json(report: Report) -> dict[str, object]:
-    document: dict[str, object] = json.loads(report_json.dumps(report))
+def _validate_json(report: Report) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(report_json.dumps(report))
     jsonschema.Draft202012Validator(report_json.schema()).validate(document)
     return document
 

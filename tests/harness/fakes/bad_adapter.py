@@ -22,11 +22,12 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 from pgkms.adapter import handle_line
 
 
-def _echo(raw: dict[str, object]) -> str:
+def _echo(raw: dict[str, Any]) -> str:
     parts = []
     for value in raw.values():
         if isinstance(value, str):
@@ -39,8 +40,8 @@ def _echo(raw: dict[str, object]) -> str:
     return " | ".join(parts)
 
 
-def _alter(result: dict[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
+def _alter(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in result.items():
         if isinstance(value, str) and value:
             out[key] = value[:-1] + ("0" if value[-1] != "0" else "1")
@@ -53,7 +54,7 @@ FORMAT_OPS = {"derive_kek", "wrap", "unwrap", "encode_record", "decode_record"}
 PARTIAL = ("noinject", "format_only")
 
 
-def _partial(mode: str, raw: dict[str, object], line: str) -> dict[str, object]:
+def _partial(mode: str, raw: dict[str, Any], line: str) -> dict[str, Any]:
     """A correct but partial IUT: no randomness injection, or the format profile only."""
     response, _ = handle_line(line)
     op = raw.get("op")
@@ -79,6 +80,7 @@ def main() -> None:
     mode = sys.argv[1]
     budget = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     served = 0
+    response: dict[str, Any]
     for line in sys.stdin:
         try:
             raw = json.loads(line)
