@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 # subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "vectors": ("pgkms_conformance.vectors.cli", "generate or check the test vectors"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
