@@ -94,7 +94,8 @@ class Group:
             raise GeneratorError(f"{where}: intended success, reference failed with {code}")
         got: dict[str, Any] = dict(response["result"])
         for name, value in (expected or {}).items():
-            if got.get(name) != value:
+            found = after if name == "datadir" else got.get(name)
+            if found != value:
                 raise GeneratorError(f"{where}: reference's {name!r} differs from the known value")
         test["result"] = result or "valid"
         test["expected"] = {**got, **({"datadir": after} if after is not None else {})}

@@ -22,7 +22,9 @@ from pgkms_conformance.vectors.builder import Family
 from pgkms_conformance.vectors.families import (
     accumulated_family,
     kdf,
+    key_directory,
     key_record,
+    passphrase_command,
     wrapping,
 )
 from pgkms_conformance.vectors.schemas import schema_for_document
@@ -37,6 +39,8 @@ def _families(accumulated_count: int) -> dict[str, Callable[[], Family]]:
     return {
         "kdf": kdf.build,
         "key_record": key_record.build,
+        "key_directory": key_directory.build,
+        "passphrase_command": passphrase_command.build,
         "wrap": wrapping.build_wrap,
         "sql_wrap": wrapping.build_sql_wrap,
         "accumulated": lambda: accumulated_family.build(accumulated_count),
