@@ -40,7 +40,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy")
+    _install(session, "mypy", "nox")
     session.run("mypy", "--strict")
 
 

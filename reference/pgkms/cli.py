@@ -25,6 +25,7 @@ from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
+from pgkms.upgrade import copy_keys_for_upgrade
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -84,6 +85,13 @@ def _cmd_unwrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_upgrade(args: argparse.Namespace) -> int:
+    passphrase = acquire_passphrase(args.passphrase_command, Purpose.STARTUP)
+    copy_keys_for_upgrade(args.old_datadir, args.datadir, passphrase)
+    print(f"{args.datadir}: installed the key set of {args.old_datadir} (checked first)")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     for line in describe(OsFileSystem(), args.datadir):
         print(line)
@@ -129,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("unwrap", "pg_unwrap: read a wrapped value on stdin, print the secret").set_defaults(
         run=_cmd_unwrap
     )
+    p = command("upgrade-keys", "pg_upgrade: install an old cluster's keys in DATADIR")
+    p.add_argument("--old-datadir", required=True, metavar="OLD", help="the old cluster")
+    p.set_defaults(run=_cmd_upgrade)
     command("inspect", "describe the key directories, no passphrase", False).set_defaults(
         run=_cmd_inspect
     )

@@ -21,7 +21,15 @@ from pgkms.errors import (
 )
 from pgkms.fs import FileSystem, join
 from pgkms.kdf import WrapKeys, split_internal_key
-from pgkms.layout import INTERNAL_KEY_LEN, KEY_DIR_MODE, KEY_FILE_MODE, KEY_FILE_NAMES, KeyId
+from pgkms.layout import (
+    INTERNAL_KEY_LEN,
+    KEY_DIR,
+    KEY_DIR_MODE,
+    KEY_FILE_MODE,
+    KEY_FILE_NAMES,
+    KEY_TMP_DIR,
+    KeyId,
+)
 from pgkms.randomness import RandomSource
 from pgkms.record import KeyRecord, decode_record, encode_record
 from pgkms.secret import Secret
@@ -164,6 +172,23 @@ def remove_tree(fs: FileSystem, directory: str) -> None:
             fs.unlink(path)
     fs.fsync_dir(directory)
     fs.rmdir(directory)
+
+
+def replace_key_set(fs: FileSystem, datadir: str, records: list[KeyRecord]) -> None:
+    """ROT_04..ROT_06: durably replace ``datadir/pg_cryptokeys`` by a set of records.
+
+    The new set is complete and durable in ``pg_cryptokeys_tmp`` before the current one is
+    touched, so at every instant one complete key set is on disk (REC_05), and recovery can
+    finish the job after a crash at any point.
+    """
+    current = join(datadir, KEY_DIR)
+    tmp = join(datadir, KEY_TMP_DIR)
+    write_key_set(fs, tmp, records)
+    fs.fsync_dir(datadir)
+    remove_tree(fs, current)
+    fs.fsync_dir(datadir)
+    fs.rename(tmp, current)
+    fs.fsync_dir(datadir)
 
 
 def split_sql_key(keys: InternalKeys) -> WrapKeys:

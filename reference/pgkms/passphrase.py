@@ -6,7 +6,12 @@ The passphrase is the command's raw standard output. Nothing is trimmed: ``echo 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import selectors
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -73,25 +78,37 @@ def run_passphrase_command(command: str, timeout: float | None = None) -> Comman
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # so a timeout can kill whatever the command started
         )
     except OSError as exc:
         raise PassphraseCommandFailed(
             f"could not start passphrase command: {exc.strerror}"
         ) from None
     assert proc.stdout is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
     head = bytearray()
     total = 0
-    with proc.stdout:
-        while chunk := proc.stdout.read(_READ_CHUNK):
+    with proc.stdout, selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not selector.select(left):
+                _kill_group(proc)
+                raise PassphraseCommandFailed(
+                    f"passphrase command did not finish within {timeout} s"
+                )
+            chunk = os.read(proc.stdout.fileno(), _READ_CHUNK)
+            if not chunk:
+                break
             total += len(chunk)
             room = PASSPHRASE_MAX_LEN + 1 - len(head)
             if room > 0:
                 head += chunk[:room]
     try:
-        status = proc.wait(timeout=timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        status = proc.wait(timeout=left)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        _kill_group(proc)
         raise PassphraseCommandFailed(
             f"passphrase command did not finish within {timeout} s"
         ) from None
@@ -99,6 +116,12 @@ def run_passphrase_command(command: str, timeout: float | None = None) -> Comman
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise PassphraseCommandFailed(f"passphrase command {how}")
     return CommandOutput(head=Secret(bytes(head)), total_len=total)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def check_length(output: CommandOutput, purpose: Purpose) -> Secret:

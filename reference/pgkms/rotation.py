@@ -7,10 +7,9 @@ one is touched, so at every instant at least one complete key set is on disk (RE
 
 from __future__ import annotations
 
-from pgkms.fs import FileSystem, OsFileSystem, join
+from pgkms.fs import FileSystem, OsFileSystem
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, remove_tree, wrap_key_set, write_key_set
-from pgkms.layout import KEY_DIR, KEY_TMP_DIR
+from pgkms.keyset import InternalKeys, replace_key_set, wrap_key_set
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.randomness import RandomSource, system_random
 from pgkms.secret import Secret
@@ -38,13 +37,5 @@ def rotate(
     fs = fs or OsFileSystem()
     keys = startup(datadir, old_passphrase, fs)
     new_kek = derive_kek(check_passphrase(new_passphrase.reveal(), Purpose.ROTATION))
-    records = wrap_key_set(new_kek, keys, random)
-    current = join(datadir, KEY_DIR)
-    tmp = join(datadir, KEY_TMP_DIR)
-    write_key_set(fs, tmp, records)
-    fs.fsync_dir(datadir)
-    remove_tree(fs, current)
-    fs.fsync_dir(datadir)
-    fs.rename(tmp, current)
-    fs.fsync_dir(datadir)
+    replace_key_set(fs, datadir, wrap_key_set(new_kek, keys, random))
     return keys

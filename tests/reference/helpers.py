@@ -13,14 +13,14 @@ NEW = b"new passphrase " + b"n" * 60
 
 
 def passphrase_command(tmp_path: Path, passphrase: bytes, name: str = "pass") -> str:
-    """A shell command printing exactly ``passphrase`` (via a file: any bytes, no quoting issues)."""
+    """A shell command printing exactly ``passphrase`` (via a file: any bytes, no quoting)."""
     path = tmp_path / name
     path.write_bytes(passphrase)
     return f"cat {shlex.quote(str(path))}"
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file and directory under ``root`` with its mode and content: 'nothing changed' checks."""
+    """Every path under ``root`` with its mode and content, for 'nothing changed' checks."""
     out: dict[str, tuple[int, bytes]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames:

@@ -1,0 +1,39 @@
+"""pg_upgrade: carry the old cluster's keys into the new cluster, checked first (UPG_01).
+
+The 2020 patch copied ``pg_cryptokeys/`` from the old cluster over the new one whenever both had
+key management on, without checking the passphrase; an upgrade to a cluster initialised with
+another passphrase then failed after the copy, leaving a new cluster that could not start
+(deviation DEV_UPGRADE). Here the old keys must open under the new cluster's passphrase before
+anything is written, and the copy uses the same crash-safe swap as rotation.
+"""
+
+from __future__ import annotations
+
+from pgkms.fs import FileSystem, OsFileSystem, join
+from pgkms.kdf import derive_kek
+from pgkms.keyset import InternalKeys, open_key_set, read_key_set, replace_key_set
+from pgkms.layout import KEY_DIR
+from pgkms.passphrase import Purpose, check_passphrase
+from pgkms.recovery import recover
+from pgkms.secret import Secret
+
+
+def copy_keys_for_upgrade(
+    old_datadir: str, new_datadir: str, passphrase: Secret, fs: FileSystem | None = None
+) -> InternalKeys:
+    """UPG_01: install the old cluster's key records in the new cluster, byte for byte.
+
+    1. Recover both clusters (an interrupted rotation must not be copied half-done).
+    2. Read the old records and open them under ``passphrase`` (the new cluster's): a failure
+       here stops the upgrade with nothing written.
+    3. Replace the new cluster's key set with the old records (ROT_04..ROT_06 swap).
+    """
+    fs = fs or OsFileSystem()
+    kek = derive_kek(check_passphrase(passphrase.reveal(), Purpose.STARTUP))
+    recover(fs, old_datadir, kek)
+    old_dir = join(old_datadir, KEY_DIR)
+    records = read_key_set(fs, old_dir)
+    keys = open_key_set(kek, records, old_dir)
+    recover(fs, new_datadir, kek)
+    replace_key_set(fs, new_datadir, records)
+    return keys

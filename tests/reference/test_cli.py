@@ -1,0 +1,156 @@
+"""The ``pgkms`` command line: every command, exit codes, one-line errors, no secrets."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import NEW, OLD, passphrase_command
+
+
+def pgkms(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "pgkms", *args], input=stdin, capture_output=True, timeout=60
+    )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> tuple[Path, str, str]:
+    datadir = tmp_path / "pgdata"
+    datadir.mkdir()
+    old = passphrase_command(tmp_path, OLD, "old")
+    new = passphrase_command(tmp_path, NEW, "new")
+    done = pgkms("init", str(datadir), "--passphrase-command", old)
+    assert done.returncode == 0, done.stderr
+    return datadir, old, new
+
+
+def _assert_clean_failure(done: subprocess.CompletedProcess[bytes], code: int, needle: str) -> None:
+    err = done.stderr.decode()
+    assert done.returncode == code, err
+    assert err.count("\n") == 1 and needle in err, err
+    assert "Traceback" not in err
+    for secret in (OLD, NEW):
+        assert secret not in done.stdout + done.stderr
+
+
+@pytest.mark.req("DISK_01", "DISK_02", "BOOT_01")
+def test_init_modes_and_refusal(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, _ = cluster
+    assert stat.S_IMODE((datadir / "pg_cryptokeys").stat().st_mode) == 0o700
+    for name in ("0000", "0001", "0002"):
+        assert stat.S_IMODE((datadir / "pg_cryptokeys" / name).stat().st_mode) == 0o600
+    _assert_clean_failure(
+        pgkms("init", str(datadir), "--passphrase-command", old), 1, "keys_already_exist"
+    )
+
+
+def test_full_cycle(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, new = cluster
+    assert pgkms("verify", str(datadir), "--passphrase-command", old).returncode == 0
+    wrapped = pgkms("wrap", str(datadir), "--passphrase-command", old, stdin=b"my secret passward")
+    assert wrapped.returncode == 0
+    text = wrapped.stdout.decode().strip()
+    assert text.startswith("\\x") and len(text) == 2 + 2 * 80
+    done = pgkms(
+        "rotate", str(datadir), "--passphrase-command", old, "--new-passphrase-command", new
+    )
+    assert done.returncode == 0, done.stderr
+    _assert_clean_failure(
+        pgkms("verify", str(datadir), "--passphrase-command", old), 1, "wrong_passphrase"
+    )
+    for form in (text, text[2:]):  # with and without the \x prefix
+        out = pgkms("unwrap", str(datadir), "--passphrase-command", new, stdin=form.encode())
+        assert out.returncode == 0 and out.stdout == b"my secret passward"
+
+
+@pytest.mark.req("SQL_02")
+def test_unwrap_too_short(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, _ = cluster
+    done = pgkms("unwrap", str(datadir), "--passphrase-command", old, stdin=b"\\x" + b"00" * 63)
+    _assert_clean_failure(done, 1, "invalid wrapped key input")
+
+
+def test_unwrap_bad_hex_is_usage_error(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, _ = cluster
+    done = pgkms("unwrap", str(datadir), "--passphrase-command", old, stdin=b"\\xzz")
+    _assert_clean_failure(done, 2, "hex_invalid")
+
+
+@pytest.mark.req("PASS_03")
+def test_failing_command(cluster: tuple[Path, str, str]) -> None:
+    datadir, _, _ = cluster
+    _assert_clean_failure(
+        pgkms("verify", str(datadir), "--passphrase-command", "exit 4"),
+        1,
+        "passphrase_command_failed",
+    )
+
+
+@pytest.mark.req("PASS_07")
+def test_command_printing_too_little(cluster: tuple[Path, str, str]) -> None:
+    datadir, _, _ = cluster
+    _assert_clean_failure(
+        pgkms("verify", str(datadir), "--passphrase-command", "printf abc"),
+        1,
+        "passphrase_too_short",
+    )
+
+
+def test_bad_usage_exits_2() -> None:
+    done = pgkms("verify")
+    assert done.returncode == 2 and "Traceback" not in done.stderr.decode()
+    assert pgkms("frobnicate").returncode == 2
+
+
+def test_inspect_and_recover_show_structure_never_keys(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, _ = cluster
+    out = pgkms("inspect", str(datadir))
+    assert out.returncode == 0
+    text = out.stdout.decode()
+    assert "0001: file, 132 bytes, mode 0600, record id 1" in text
+    assert "no interrupted rotation" in text
+    raw = b"".join((datadir / "pg_cryptokeys" / n).read_bytes() for n in ("0000", "0001", "0002"))
+    for i in range(0, len(raw) - 8, 4):  # no 8-byte window of any key file appears, in hex
+        assert raw[i : i + 8].hex() not in text
+    os.mkdir(datadir / "pg_cryptokeys_tmp")
+    rec = pgkms("recover", str(datadir), "--passphrase-command", old)
+    assert rec.returncode == 0
+    assert "discard_tmp (startup will apply)" in rec.stdout.decode()
+    assert (datadir / "pg_cryptokeys_tmp").exists()
+    rec = pgkms("recover", str(datadir), "--passphrase-command", old, "--apply")
+    assert "discard_tmp (applied)" in rec.stdout.decode()
+    assert not (datadir / "pg_cryptokeys_tmp").exists()
+
+
+def test_demo_runs() -> None:
+    done = pgkms("demo")
+    assert done.returncode == 0, done.stderr
+    assert b"[7]" in done.stdout and b"UNEXPECTED" not in done.stdout
+
+
+@pytest.mark.req("UPG_01")
+def test_upgrade_keys_refuses_another_passphrase(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, new = cluster
+    target = datadir.parent / "upgraded"
+    target.mkdir()
+    assert pgkms("init", str(target), "--passphrase-command", new).returncode == 0
+    done = pgkms(
+        "upgrade-keys", str(target), "--old-datadir", str(datadir), "--passphrase-command", new
+    )
+    _assert_clean_failure(done, 1, "wrong_passphrase")
+    target2 = datadir.parent / "upgraded2"
+    target2.mkdir()
+    assert pgkms("init", str(target2), "--passphrase-command", old).returncode == 0
+    done = pgkms(
+        "upgrade-keys", str(target2), "--old-datadir", str(datadir), "--passphrase-command", old
+    )
+    assert done.returncode == 0, done.stderr
+    assert (target2 / "pg_cryptokeys/0001").read_bytes() == (
+        datadir / "pg_cryptokeys/0001"
+    ).read_bytes()

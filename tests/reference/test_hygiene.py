@@ -1,0 +1,115 @@
+"""Secret hygiene and the filesystem discipline (SEC_01, DISK_07, record codec DISK_03..05)."""
+
+from __future__ import annotations
+
+import ast
+import struct
+from pathlib import Path
+
+import pgkms
+import pytest
+from pgkms.errors import RecordIdInvalid, RecordIdMismatch, RecordSizeInvalid, error_codes
+from pgkms.kdf import derive_kek
+from pgkms.keyset import InternalKeys
+from pgkms.passphrase import run_passphrase_command
+from pgkms.record import KeyRecord, decode_record, encode_record
+from pgkms.secret import Secret
+
+PACKAGE = Path(pgkms.__file__).parent
+
+
+def test_reprs_never_show_secrets() -> None:
+    value = b"canary-secret-value-0123456789"
+    secret = Secret(value)
+    kek = derive_kek(Secret(value * 3))
+    keys = InternalKeys(secret, secret, secret)
+    output = run_passphrase_command("printf canary-secret-value-0123456789")
+    for obj in (secret, kek, keys, output):
+        for text in (repr(obj), str(obj), f"{obj}"):
+            assert "canary" not in text and value.hex() not in text
+
+
+def test_secrets_compare_and_refuse_hashing() -> None:
+    assert Secret(b"a") == Secret(b"a") and Secret(b"a") != Secret(b"b")
+    with pytest.raises(TypeError):
+        hash(Secret(b"a"))
+
+
+def test_error_codes_are_unique_and_snake_case() -> None:
+    codes = error_codes()
+    assert all(code.replace("_", "").isalpha() and code.islower() for code in codes)
+    assert {
+        "wrong_passphrase",
+        "hmac_mismatch",
+        "bad_padding",
+        "wrapped_too_short",
+        "record_size_invalid",
+        "record_id_mismatch",
+        "key_file_missing",
+        "unexpected_file",
+        "passphrase_too_short",
+        "passphrase_too_long",
+        "passphrase_command_failed",
+    } <= set(codes)
+
+
+@pytest.mark.req("DISK_03", "DISK_04", "DISK_05")
+def test_record_codec() -> None:
+    rec = KeyRecord(2, bytes(range(128)))
+    data = encode_record(rec)
+    assert data[:4] == b"\x02\x00\x00\x00" and len(data) == 132
+    assert decode_record(data, 2, "f") == rec
+    with pytest.raises(RecordIdMismatch, match="offset 0 is 2, expected 1"):
+        decode_record(data, 1, "f")
+    with pytest.raises(RecordIdInvalid):
+        decode_record(struct.pack("<I", 3) + data[4:], None, "f")
+    with pytest.raises(RecordIdInvalid):  # a big-endian id reads as 2**24 * id
+        decode_record(struct.pack(">I", 1) + data[4:], 1, "f")
+    with pytest.raises(RecordSizeInvalid, match="found 133"):
+        decode_record(data + b"\0", 2, "f")
+
+
+FS_CALLS = {
+    "open",
+    "mkdir",
+    "rename",
+    "unlink",
+    "rmdir",
+    "remove",
+    "listdir",
+    "fsync",
+    "replace",
+    "makedirs",
+    "rmtree",
+    "scandir",
+    "stat",
+    "lstat",
+    "chmod",
+    "write_bytes",
+    "read_bytes",
+    "write_text",
+    "read_text",
+}
+ALLOWED = {"fs.py"}  # the one module allowed to touch the filesystem
+
+
+@pytest.mark.req("DISK_07")
+def test_no_module_bypasses_the_filesystem_interface() -> None:
+    """Every disk effect must go through pgkms.fs, or the crash explorer would miss it."""
+    offenders = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name in ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                owner = (
+                    func.value.id
+                    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    else ""
+                )
+                if name in FS_CALLS and owner in {"", "os", "shutil", "Path", "pathlib"}:
+                    offenders.append(f"{path.name}:{node.lineno} {owner}.{name}")
+    # The passphrase command reads a pipe (not the key store), and the demo makes its temp dir.
+    assert [o for o in offenders if not o.startswith(("passphrase.py", "demo.py"))] == []
