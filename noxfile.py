@@ -49,3 +49,20 @@ def bench(session: nox.Session) -> None:
     """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def vectors(session: nox.Session) -> None:
+    """Regenerate the test vectors: vectors/*.json and vectors/schemas/ (args: --accumulated N)."""
+    _install(session)
+    session.run("pgkms-conformance", "vectors", "generate", *session.posargs)
+
+
+@nox.session
+def vectors_check(session: nox.Session) -> None:
+    """The committed vectors equal a regeneration and validate against their schemas."""
+    _install(session)
+    session.run("pgkms-conformance", "vectors", "check")
+
+
+nox.options.sessions.append("vectors_check")
