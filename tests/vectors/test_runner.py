@@ -20,7 +20,7 @@ from pgkms_conformance.vectors.runner import (
 
 from tests.vectors.conftest import ADAPTERS, PRESENT
 
-pytestmark = pytest.mark.req("VEC_05", "CONF_01")
+pytestmark = pytest.mark.req("VEC_05")
 
 
 @pytest.fixture(scope="module", params=PRESENT)

@@ -188,6 +188,8 @@ def _bit_flips(fam: Family, v: Variant, plain: bytes, target: bytes) -> None:
         expected = bytes(altered[:-n]) if 1 <= n <= 16 and altered[-n:] == bytes([n]) * n else None
         params = {**keys, "wrapped": common.flip_bit(target, bit).hex()}
         comment = f"IV bit {k} flipped (byte {32 + k // 8}): plaintext byte {k // 8} bit {k % 8}"
+        if plain == SEED_EXAMPLE and k == 0:
+            comment += ": 'my secret passward' unwraps as 'ly secret passward' (seen in 2020)"
         if expected is None:  # a one-block value whose padding the flip broke
             g.add(
                 v.unwrap_op,
