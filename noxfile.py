@@ -40,7 +40,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "nox")
+    _install(session, "mypy", "nox", "types-jsonschema")
     session.run("mypy", "--strict")
 
 
