@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 DEV = ".[test]"
 CODE = ["reference", "conformance", "tests", "bench", "noxfile.py"]
@@ -36,11 +36,13 @@ def lint(session: nox.Session) -> None:
     _install(session, "ruff")
     session.run("ruff", "check", *CODE)
     session.run("ruff", "format", "--check", *CODE)
+    # The independent implementation may not import pgkms or cryptography ([tool.importlinter]).
+    session.run("lint-imports")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "nox", "types-jsonschema")
+    _install(session, "mypy", "types-jsonschema", "nox")
     session.run("mypy", "--strict")
 
 
@@ -49,6 +51,50 @@ def bench(session: nox.Session) -> None:
     """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The specification and the user guide, warnings as errors, no network."""
+    session.install("-e", ".[test,docs]")
+    for source in ("spec", "docs"):
+        session.run(
+            "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html",
+            source, f"{source}/_build/html",
+        )  # fmt: skip
+
+
+@nox.session
+def trace(session: nox.Session) -> None:
+    """Requirement traceability: every spec requirement has a test or a vector; no unknown IDs."""
+    _install(session)
+    session.run("python", "-m", "pgkms_conformance.trace", *session.posargs)
+
+
+@nox.session
+def thorough(session: nox.Session) -> None:
+    """Differential and property tests with many more examples (HYPOTHESIS_PROFILE=thorough).
+
+    Prints how many examples each property test ran (hypothesis statistics) and how many
+    generated inputs each fuzz target tried (the differential suite's summary section).
+    """
+    _install(session)
+    session.run(
+        "pytest",
+        "tests/differential",
+        "tests/independent",
+        "tests/protocol",
+        "--hypothesis-show-statistics",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "thorough"},
+    )
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """Crash-state exploration of both rotation protocols (fails if the spec's breaks one)."""
+    _install(session)
+    session.run("python", "-m", "pgkms_conformance.crash", *session.posargs)
 
 
 @nox.session

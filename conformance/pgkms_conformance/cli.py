@@ -14,6 +14,8 @@ from typing import NoReturn
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "trace": ("pgkms_conformance.trace", "requirement traceability: every requirement tested"),
+    "crash": ("pgkms_conformance.crash.cli", "explore crash states of passphrase rotation"),
     "vectors": ("pgkms_conformance.vectors.cli", "generate or check the test vectors"),
 }
 

@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from pgkms import __version__
 from pgkms.bootstrap import bootstrap
@@ -19,7 +19,7 @@ from pgkms.errors import KmsError
 from pgkms.fs import OsFileSystem
 from pgkms.kdf import WrapKeys, derive_kek
 from pgkms.keyset import InternalKeys
-from pgkms.layout import ENC_KEY_LEN, INTERNAL_KEY_LEN, MAC_KEY_LEN, KeyId
+from pgkms.layout import ENC_KEY_LEN, INTERNAL_KEY_LEN, IV_LEN, MAC_KEY_LEN, KeyId
 from pgkms.passphrase import Purpose, check_length, check_passphrase, run_passphrase_command
 from pgkms.passphrase import substitute as substitute_command
 from pgkms.randomness import RandomSource, ScriptedRandom, system_random
@@ -62,17 +62,25 @@ class Request:
     def hex(self, name: str) -> bytes:
         return _unhex(self._get(name, str), name)
 
-    def opt_hex(self, name: str) -> bytes | None:
+    def opt_hex(self, name: str, size: int | None = None) -> bytes | None:
         value = self._get(name, str, optional=True)
-        return None if value is None else _unhex(value, name)
+        data = None if value is None else _unhex(value, name)
+        if data is not None and size is not None and len(data) != size:
+            raise MalformedRequest(f"field {name!r}: expected {size} bytes, found {len(data)}")
+        return data
 
-    def hex_list(self, name: str, count: int, optional: bool = False) -> list[bytes] | None:
+    def hex_list(
+        self, name: str, count: int, size: int, optional: bool = False
+    ) -> list[bytes] | None:
         value = self._get(name, list, optional=optional)
         if value is None:
             return None
         if len(value) != count or not all(isinstance(v, str) for v in value):
             raise MalformedRequest(f"field {name!r}: expected a list of {count} hex strings")
-        return [_unhex(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        items = [_unhex(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        if any(len(item) != size for item in items):
+            raise MalformedRequest(f"field {name!r}: expected {size} bytes in each item")
+        return items
 
     def text(self, name: str) -> str:
         return str(self._get(name, str))
@@ -118,12 +126,21 @@ def _sql_keys(req: Request) -> InternalKeys:
     return InternalKeys(sql=Secret(key), block=unused, wal=unused)
 
 
-def _random(*chunks: list[bytes] | None) -> RandomSource:
-    """Injected randomness when the request carries it, the OS CSPRNG otherwise."""
-    given = [c for c in chunks if c is not None]
-    if not given:
+def _random(*groups: tuple[list[bytes] | None, int]) -> RandomSource:
+    """Injected randomness for each group of draws the request carries, the OS CSPRNG for the
+    groups it leaves out (e.g. ``keys`` given, ``ivs`` not: the IVs come from the CSPRNG)."""
+    if all(given is None for given, _ in groups):
         return system_random
-    return ScriptedRandom(b for chunk in given for b in chunk)
+    plan: list[bytes | None] = []
+    for given, count in groups:
+        plan.extend(given if given is not None else [None] * count)
+    draws = iter(plan)
+
+    def source(size: int) -> bytes:
+        planned = next(draws, None)
+        return system_random(size) if planned is None else ScriptedRandom([planned])(size)
+
+    return source
 
 
 def op_derive_kek(req: Request) -> Json:
@@ -132,8 +149,9 @@ def op_derive_kek(req: Request) -> Json:
 
 
 def op_wrap(req: Request) -> Json:
-    keys, plaintext, iv = _wrap_keys(req), Secret(req.hex("plaintext")), req.opt_hex("iv")
-    return {"wrapped": wrap(keys, plaintext, _random(None if iv is None else [iv])).hex()}
+    keys, plaintext = _wrap_keys(req), Secret(req.hex("plaintext"))
+    iv = req.opt_hex("iv", IV_LEN)
+    return {"wrapped": wrap(keys, plaintext, _random((None if iv is None else [iv], 1))).hex()}
 
 
 def op_unwrap(req: Request) -> Json:
@@ -174,7 +192,9 @@ def op_check_passphrase(req: Request) -> Json:
 
 def op_bootstrap(req: Request) -> Json:
     datadir, passphrase = req.text("datadir"), Secret(req.hex("passphrase"))
-    random = _random(req.hex_list("keys", len(KeyId), True), req.hex_list("ivs", 3, True))
+    keys = req.hex_list("keys", len(KeyId), INTERNAL_KEY_LEN, optional=True)
+    ivs = req.hex_list("ivs", len(KeyId), IV_LEN, optional=True)
+    random = _random((keys, len(KeyId)), (ivs, len(KeyId)))
     bootstrap(datadir, passphrase, random=random)
     return {}
 
@@ -186,7 +206,7 @@ def op_startup(req: Request) -> Json:
 
 def op_rotate(req: Request) -> Json:
     datadir, old, new = req.text("datadir"), req.hex("old_passphrase"), req.hex("new_passphrase")
-    random = _random(req.hex_list("ivs", len(KeyId), True))
+    random = _random((req.hex_list("ivs", len(KeyId), IV_LEN, optional=True), len(KeyId)))
     rotate(datadir, Secret(old), Secret(new), random=random)
     return {}
 
@@ -198,8 +218,9 @@ def op_recover(req: Request) -> Json:
 
 
 def op_sql_wrap(req: Request) -> Json:
-    keys, plaintext, iv = _sql_keys(req), Secret(req.hex("plaintext")), req.opt_hex("iv")
-    return {"wrapped": pg_wrap(keys, plaintext, _random(None if iv is None else [iv])).hex()}
+    keys, plaintext = _sql_keys(req), Secret(req.hex("plaintext"))
+    iv = req.opt_hex("iv", IV_LEN)
+    return {"wrapped": pg_wrap(keys, plaintext, _random((None if iv is None else [iv], 1))).hex()}
 
 
 def op_sql_unwrap(req: Request) -> Json:
@@ -242,13 +263,14 @@ def _reject_extra_fields(raw: Json, allowed: frozenset[str]) -> None:
         raise MalformedRequest(f"unknown field(s): {', '.join(extra)}")
 
 
-def handle_line(line: str) -> tuple[Json, bool]:
+def handle_line(line: str | bytes) -> tuple[Json, bool]:
     """Answer one request line; the flag says whether the session should end."""
     request_id: Any = None
     try:
         try:
-            raw = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            # strict UTF-8: no BOM, no UTF-16/32 auto-detection as json.loads(bytes) would do
+            raw = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
             raise MalformedRequest("request is not valid JSON") from None
         if not isinstance(raw, dict):
             raise MalformedRequest("request is not a JSON object")
@@ -275,19 +297,21 @@ def handle_line(line: str) -> tuple[Json, bool]:
     return {"id": request_id, "ok": False, "error": error}, False
 
 
-def serve(stdin: TextIO, stdout: TextIO) -> None:
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """Read raw bytes: a line that is not UTF-8 is a malformed request, whatever the locale
+    (a text-mode stdin would either crash on it or pass it on with surrogate escapes)."""
     for line in stdin:
         if not line.strip():
             continue
         response, done = handle_line(line)
-        stdout.write(json.dumps(response, separators=(",", ":")) + "\n")
+        stdout.write(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\n")
         stdout.flush()
         if done:
             return
 
 
 def main() -> None:
-    serve(sys.stdin, sys.stdout)
+    serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ def _os_errors(operation: str, path: str) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
         raise StorageError(f"{operation} {path}: {reason}") from None
+    except ValueError as exc:  # a NUL byte or an unencodable character in the path
+        raise StorageError(f"{operation} {path}: {type(exc).__name__}") from None
 
 
 class OsFileSystem:
@@ -88,6 +90,8 @@ class OsFileSystem:
             return None
         except OSError as exc:
             raise StorageError(f"stat {path}: {exc.strerror}") from None
+        except ValueError as exc:  # a NUL byte or an unencodable character in the path
+            raise StorageError(f"stat {path}: {type(exc).__name__}") from None
         kind: Kind = (
             "file" if stat.S_ISREG(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "other"
         )

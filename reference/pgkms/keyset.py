@@ -114,7 +114,7 @@ def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> Int
     reported every failure, even a missing file, as a wrong passphrase (deviation DEV_MESSAGES).
     """
     keys: dict[KeyId, Secret] = {}
-    failures: list[tuple[str, UnwrapError]] = []
+    failures: list[tuple[str, UnwrapError | KeyLengthInvalid]] = []
     for record in records:
         path = join(directory, KEY_FILE_NAMES[record.key_id])
         try:
@@ -123,9 +123,17 @@ def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> Int
             failures.append((path, exc))
             continue
         if len(key) != INTERNAL_KEY_LEN:
-            raise KeyLengthInvalid(
-                f"{path}: unwrapped key is {len(key)} bytes, expected {INTERNAL_KEY_LEN}"
+            # KEY_03 is one more way for a file to fail: it takes its place in id order, so an
+            # earlier file's failure is still the one reported (START_03, "first failing file").
+            failures.append(
+                (
+                    path,
+                    KeyLengthInvalid(
+                        f"{path}: unwrapped key is {len(key)} bytes, expected {INTERNAL_KEY_LEN}"
+                    ),
+                )
             )
+            continue
         keys[KeyId(record.key_id)] = key
     if len(failures) == len(records) and all(isinstance(e, HmacMismatch) for _, e in failures):
         raise WrongPassphrase(

@@ -84,6 +84,10 @@ def run_passphrase_command(command: str, timeout: float | None = None) -> Comman
         raise PassphraseCommandFailed(
             f"could not start passphrase command: {exc.strerror}"
         ) from None
+    except ValueError:  # a NUL byte or an unencodable character in the command string
+        raise PassphraseCommandFailed(
+            "could not start passphrase command: invalid command string"
+        ) from None
     assert proc.stdout is not None
     deadline = None if timeout is None else time.monotonic() + timeout
     head = bytearray()

@@ -107,7 +107,7 @@ def _state(datadir: Path, current: str, tmp: str) -> None:
                 f.write_bytes(bytes(132))
 
 
-@pytest.mark.req("REC_01", "REC_02", "REC_03", "REC_04", "REC_05")
+@pytest.mark.req("REC_01", "REC_02", "REC_03", "REC_04", "REC_05", "REC_06")
 @pytest.mark.parametrize(
     ("current", "tmp", "configured", "decision"),
     [

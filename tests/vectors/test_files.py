@@ -62,7 +62,8 @@ def test_schemas_are_valid_draft_2020_12_and_closed() -> None:
     for path in paths:
         schema = json.loads(path.read_text())
         Draft202012Validator.check_schema(schema)
-        assert _open_objects(schema) == PLACEHOLDERS, path
+        if path.name.removesuffix("_schema.json") in FAMILIES:  # the schemas we generate
+            assert _open_objects(schema) == PLACEHOLDERS, path
 
 
 @pytest.mark.req("VEC_04")

@@ -56,19 +56,32 @@ class Generated:
     seconds: dict[str, float]  # family -> generation time
 
 
-def crash_document() -> dict[str, Any] | None:
-    """The crash helper's crash-recovery vectors, when that module is present."""
+@dataclass(frozen=True)
+class ForeignFamily:
+    """A family another module produces: its document, file text and schema text."""
+
+    document: dict[str, Any]
+    text: str
+    schema_text: str
+
+
+def crash_family() -> ForeignFamily | None:
+    """The crash helper's crash-recovery vectors, when ``pgkms_conformance.crash.vectors`` is
+    present: its document written with its own ``dump`` and validated by its own schema (both
+    owned by that module), so ``generate`` and the module's tests agree byte for byte."""
     if importlib.util.find_spec("pgkms_conformance.crash") is None:
         return None
     if importlib.util.find_spec(CRASH_MODULE) is None:
         return None
     module = importlib.import_module(CRASH_MODULE)
     document: dict[str, Any] = module.crash_vectors()
-    # One id definition for every file (canonical.vector_id), whatever the producer computed.
-    for group in document.get("testGroups", []):
-        for test in group.get("tests", []):
-            test["id"] = canonical.vector_id(test["op"], test["input"])
-    return document
+    dump = getattr(module, "dump", canonical.dumps)
+    schema_file = Path(str(module.__file__)).with_name(str(document["schema"]))
+    if schema_file.is_file():
+        schema_text = schema_file.read_text(encoding="utf-8")
+    else:
+        schema_text = canonical.dumps(schema_for_document(document, CRASH_GROUP_FIELDS))
+    return ForeignFamily(document, str(dump(document)), schema_text)
 
 
 def generate_all(
@@ -91,13 +104,16 @@ def generate_all(
         start = time.perf_counter()
         emit(build().document())
         seconds[name] = time.perf_counter() - start
+    if progress:
+        progress("generating crash_recovery (if pgkms_conformance.crash is present) ...")
     start = time.perf_counter()
-    crash = crash_document()
+    crash = crash_family()
     if crash is not None:
-        if progress:
-            progress("generating crash_recovery (from pgkms_conformance.crash) ...")
-        emit(crash, CRASH_GROUP_FIELDS)
-        seconds[crash["family"]] = time.perf_counter() - start
+        name = crash.document["family"]
+        files[f"{name}.json"] = crash.text
+        files[f"schemas/{crash.document['schema']}"] = crash.schema_text
+        counts[name] = int(crash.document["numberOfTests"])
+        seconds[name] = time.perf_counter() - start
     return Generated(files=files, counts=counts, seconds=seconds)
 
 

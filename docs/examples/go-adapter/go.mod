@@ -1,0 +1,3 @@
+module example.com/pgkms-go-adapter
+
+go 1.19

@@ -1,0 +1,33 @@
+"""``pgkms-conformance crash`` / ``python -m pgkms_conformance.crash``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pgkms_conformance.crash.cli import main
+
+
+def test_prints_the_figures_for_both_protocols(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "protocol spec" in out
+    assert "protocol 2020" in out
+    assert "operations in the rotation trace: 17 mutating" in out
+    assert "I1 0, I2 0, I3 0, I4 0" in out
+    assert "violation classes:" in out  # the 2020 protocol's
+
+
+def test_traces_and_vectors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "crash.json"
+    assert main(["--protocol", "2020", "--traces", "--write-vectors", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "-- crash --" in out
+    assert "startup with the old passphrase" in out
+    assert target.read_text(encoding="utf-8").startswith('{\n "schema"')
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--protocol", "nonsense"])
+    assert exc.value.code == 2

@@ -1,0 +1,108 @@
+"""The crash-recovery vectors: reproducible, self-describing, and true on a real filesystem."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pgkms.errors import KmsError
+from pgkms.secret import Secret
+from pgkms.startup import startup
+from pgkms_conformance.crash import vectors as vectors_module
+from pgkms_conformance.crash.vectors import crash_vectors, dump
+
+SCHEMA = Path(vectors_module.__file__).with_name("pgkms_crash_recovery_schema.json")
+VECTORS = Path(__file__).parents[2] / "vectors" / "crash_recovery.json"
+REQ = re.compile(
+    r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
+)
+
+pytestmark = pytest.mark.req("CRASH_08", "REC_06", "START_04")
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return crash_vectors()
+
+
+def all_tests(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for g in document["testGroups"] for t in g["tests"]]
+
+
+def test_regenerating_gives_the_committed_bytes(document: dict[str, Any]) -> None:
+    assert dump(document) == VECTORS.read_text(encoding="utf-8")
+
+
+def test_document_is_self_describing(document: dict[str, Any]) -> None:
+    tests = all_tests(document)
+    assert document["numberOfTests"] == len(tests)
+    assert [t["tcId"] for t in tests] == list(range(1, len(tests) + 1))
+    assert len({t["id"] for t in tests}) == len(tests)
+    assert {g["protocol"] for g in document["testGroups"]} == {"spec", "2020"}
+    for t in tests:
+        assert set(t["flags"]) <= set(document["notes"]), t["flags"]
+        assert all(REQ.fullmatch(r) for r in t["requirements"]), t["requirements"]
+        assert ("expected" in t) == (t["result"] == "valid")
+        assert ("error" in t) == (t["result"] == "invalid")
+        legacy_only = "Legacy2020Only" in t["flags"]
+        assert legacy_only == t["comment"].startswith("2020"), t["comment"]
+
+
+def test_document_matches_its_schema(document: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+    broken = json.loads(json.dumps(document))
+    del broken["testGroups"][0]["tests"][0]["result"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
+
+
+def materialize(root: Path, listing: dict[str, dict[str, Any]]) -> None:
+    for path in sorted(listing, key=lambda p: p.count("/")):
+        entry = listing[path]
+        if path.endswith("/"):
+            (root / path).mkdir(mode=entry["mode"])
+        else:
+            (root / path).write_bytes(bytes.fromhex(entry["content"]))
+            os.chmod(root / path, entry["mode"])
+
+
+def listing_of(root: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_dir():
+            out[rel + "/"] = {"mode": p.stat().st_mode & 0o777}
+        else:
+            out[rel] = {"mode": p.stat().st_mode & 0o777, "content": p.read_bytes().hex()}
+    return out
+
+
+def test_every_vector_holds_for_the_reference_on_a_real_filesystem(
+    document: dict[str, Any], tmp_path: Path
+) -> None:
+    """Independent of the simulator: write each listing to disk and start up for real."""
+    for t in all_tests(document):
+        root = tmp_path / str(t["tcId"])
+        root.mkdir()
+        materialize(root, t["input"]["datadir"])
+        before = listing_of(root)
+        error: str | None = None
+        try:
+            keys = startup(str(root), Secret(bytes.fromhex(t["input"]["passphrase"])))
+        except KmsError as exc:
+            error = exc.code
+        if error is not None:
+            assert t["result"] == "invalid", (t["tcId"], error)
+            assert error == t["error"], t["tcId"]
+            assert listing_of(root) == before, t["tcId"]
+        else:
+            assert t["result"] == "valid", t["tcId"]
+            assert [k.reveal().hex() for k in keys.by_id().values()] == t["expected"]["keys"]
+            assert listing_of(root) == t["expected"]["datadir"], t["tcId"]
