@@ -33,6 +33,7 @@ def test_reference_adapter_is_always_covered() -> None:
     assert "reference" in PRESENT
 
 
+@pytest.mark.req("CONF_02")
 def test_every_vector_passes(adapter: AdapterClient, vector_files: list[VectorFile]) -> None:
     failures: list[str] = []
     total = 0

@@ -101,7 +101,7 @@ def _startup_good(
         "startup",
         {"datadir": group_access, "passphrase": p.hex()},
         comment="modes 0750/0640 (2020 cluster with group access)",
-        requirements=["START_03", "DISK_01", "DISK_02"],
+        requirements=["START_03", "DISK_01", "DISK_02", "CONF_01"],
         flags=["GROUP_ACCESS_2020"],
         expected={"keys": _hex_keys(keys)},
     )
@@ -121,7 +121,7 @@ def _startup_good(
         "startup",
         {"datadir": kd.key_set(long_p, keys, ivs), "passphrase": longer.hex()},
         comment="keys under a 1024-byte passphrase; startup given 1100 bytes, the first 1024 match",
-        requirements=["PASS_06", "START_01"],
+        requirements=["PASS_06", "START_01", "CONF_01"],
         flags=["CUT_AT_STARTUP"],
         expected={"keys": _hex_keys(keys)},
     )
