@@ -106,3 +106,20 @@ def crash(session: nox.Session) -> None:
     """Crash-state exploration of both rotation protocols (fails if the spec's breaks one)."""
     _install(session)
     session.run("python", "-m", "pgkms_conformance.crash", *session.posargs)
+
+
+@nox.session
+def vectors(session: nox.Session) -> None:
+    """Regenerate the test vectors: vectors/*.json and vectors/schemas/ (args: --accumulated N)."""
+    _install(session)
+    session.run("pgkms-conformance", "vectors", "generate", *session.posargs)
+
+
+@nox.session
+def vectors_check(session: nox.Session) -> None:
+    """The committed vectors equal a regeneration and validate against their schemas."""
+    _install(session)
+    session.run("pgkms-conformance", "vectors", "check")
+
+
+nox.options.sessions.append("vectors_check")

@@ -19,7 +19,9 @@ def report(protocol: str, ordering: str = "subset", torn: bool = True) -> Report
     return _reports[key]
 
 
-@pytest.mark.req("ROT_04", "ROT_05", "ROT_06", "REC_03", "REC_04", "REC_05", "REC_06", "START_04")
+@pytest.mark.req(
+    "CRASH_07", "ROT_04", "ROT_05", "ROT_06", "REC_03", "REC_04", "REC_05", "REC_06", "START_04"
+)
 @pytest.mark.parametrize("ordering", ["subset", "prefix"])
 @pytest.mark.parametrize("torn", [True, False])
 def test_spec_protocol_keeps_every_invariant(ordering: str, torn: bool) -> None:

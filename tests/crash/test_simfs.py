@@ -6,7 +6,7 @@ import pytest
 from pgkms.errors import StorageError
 from pgkms_conformance.crash.simfs import SimFileSystem, SimulatedCrash
 
-pytestmark = pytest.mark.req("CRASH_01", "CRASH_02", "CRASH_03", "CRASH_04", "CRASH_05")
+pytestmark = pytest.mark.req("CRASH_01", "CRASH_02", "CRASH_03", "CRASH_04", "CRASH_05", "CRASH_06")
 
 
 def paths(fs: SimFileSystem, **kw: object) -> set[tuple[str, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pgkms.cli import build_parser
 
 from .helpers import NEW, OLD, passphrase_command
 
@@ -154,3 +156,27 @@ def test_upgrade_keys_refuses_another_passphrase(cluster: tuple[Path, str, str])
     assert (target2 / "pg_cryptokeys/0001").read_bytes() == (
         datadir / "pg_cryptokeys/0001"
     ).read_bytes()
+
+
+@pytest.mark.req("CONF_04", "KEY_01", "WRAP_03")
+def test_production_cli_offers_no_randomness_injection(tmp_path: Path) -> None:
+    """Injection lives in the adapter only: the CLI has no such option, and two clusters made by
+    it with the same passphrase get different keys and IVs."""
+    parser = build_parser()
+    help_texts = [
+        sub.format_help().lower()
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for sub in action.choices.values()
+    ]
+    assert help_texts
+    for text in help_texts:
+        for word in ("--iv", "--keys", "--seed", "random"):
+            assert word not in text
+    cmd = passphrase_command(tmp_path, OLD)
+    files = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        assert pgkms("init", str(tmp_path / name), "--passphrase-command", cmd).returncode == 0
+        files.append((tmp_path / name / "pg_cryptokeys/0000").read_bytes())
+    assert files[0][4:36] != files[1][4:36] and files[0][36:52] != files[1][36:52]

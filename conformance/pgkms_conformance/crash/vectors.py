@@ -12,7 +12,6 @@ Everything is derived from a fixed seed (SHAKE-128 of ``pgkms-vectors/v1/`` and 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Final
 
@@ -20,6 +19,7 @@ from pgkms.layout import KEY_TMP_DIR
 
 from pgkms_conformance.crash.explorer import LEGACY, SPEC, Explorer, Found
 from pgkms_conformance.crash.simfs import CrashState, Image
+from pgkms_conformance.vectors.canonical import vector_id
 
 SCHEMA: Final = "pgkms_crash_recovery_schema.json"
 
@@ -62,9 +62,9 @@ def listing(image: Image) -> dict[str, dict[str, Any]]:
     return out
 
 
-def test_id(inputs: dict[str, Any]) -> str:
-    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+def test_id(inputs: dict[str, Any], op: str) -> str:
+    """The vector format's test id (one definition for every file: ``vector_id``)."""
+    return vector_id(op, inputs)
 
 
 def _tests(
@@ -94,7 +94,7 @@ def _tests(
             )
             test: dict[str, Any] = {
                 "tcId": 0,
-                "id": test_id(inputs),
+                "id": test_id(inputs, "startup"),
                 "comment": comment,
                 "flags": flags,
                 "requirements": sorted(set(reqs)),

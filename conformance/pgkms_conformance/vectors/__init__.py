@@ -1,0 +1,17 @@
+"""Test vectors: a deterministic generator built on the reference, JSON Schemas, and a runner.
+
+Data flows spec -> reference (``pgkms``) -> generator -> ``vectors/*.json`` -> any implementation.
+A vector file is self-describing, in the spirit of Wycheproof and C2SP CCTV:
+
+- ``header`` says what the file tests and how its random-looking bytes were derived (``drbg``);
+- ``notes`` explains every flag a test carries: what it means and what breaks if an
+  implementation gets it wrong;
+- each test names the requirement IDs it checks, an adapter-protocol ``op`` and its ``input``
+  (bytes as lowercase hex), and either the ``expected`` result fields or the ``error`` code.
+
+Modules: ``drbg`` (the deterministic byte source), ``canonical`` (file bytes and test ids),
+``listing`` (directory listings <-> real directories), ``builder`` (assembling a family, checked
+against the reference), ``families`` (one module per vector file), ``schemas`` (one strict JSON
+Schema per family), ``generate`` (write / check every file), ``runner`` (run vectors through an
+adapter), ``accumulated`` (the hashed many-case family), ``cli`` (``pgkms-conformance vectors``).
+"""

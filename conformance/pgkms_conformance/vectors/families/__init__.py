@@ -1,0 +1,1 @@
+"""One module per vector file; each exposes ``build() -> Family`` (``accumulated`` takes N)."""

@@ -1,0 +1,161 @@
+"""Generate every vector file and its schema; check committed files against a regeneration.
+
+``generate_all`` returns the canonical text of every file, keyed by its path relative to the
+vector directory (``kdf.json``, ``schemas/kdf_schema.json``, ...). Generation is deterministic:
+the same code gives the same bytes on every machine (VEC_02, VEC_03). The crash helper's
+``crash_recovery.json`` is included when ``pgkms_conformance.crash.vectors`` is importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from pgkms_conformance.vectors import accumulated, canonical
+from pgkms_conformance.vectors.builder import Family
+from pgkms_conformance.vectors.families import (
+    accumulated_family,
+    kdf,
+    key_directory,
+    key_record,
+    passphrase_command,
+    rotation,
+    wrapping,
+)
+from pgkms_conformance.vectors.schemas import schema_for_document
+
+Progress = Callable[[str], None]
+CRASH_MODULE: Final = "pgkms_conformance.crash.vectors"
+CRASH_GROUP_FIELDS: Final = {"protocol": {"enum": ["spec", "2020"]}}
+
+
+def _families(accumulated_count: int) -> dict[str, Callable[[], Family]]:
+    """Family name -> builder, in the order files are generated."""
+    return {
+        "kdf": kdf.build,
+        "key_record": key_record.build,
+        "key_directory": key_directory.build,
+        "passphrase_command": passphrase_command.build,
+        "rotation": rotation.build,
+        "wrap": wrapping.build_wrap,
+        "sql_wrap": wrapping.build_sql_wrap,
+        "accumulated": lambda: accumulated_family.build(accumulated_count),
+    }
+
+
+@dataclass(frozen=True)
+class Generated:
+    files: dict[str, str]  # relative path -> canonical text
+    counts: dict[str, int]  # family -> number of tests
+    seconds: dict[str, float]  # family -> generation time
+
+
+@dataclass(frozen=True)
+class ForeignFamily:
+    """A family another module produces: its document, file text and schema text."""
+
+    document: dict[str, Any]
+    text: str
+    schema_text: str
+
+
+def crash_family() -> ForeignFamily | None:
+    """The crash helper's crash-recovery vectors, when ``pgkms_conformance.crash.vectors`` is
+    present: its document written with its own ``dump`` and validated by its own schema (both
+    owned by that module), so ``generate`` and the module's tests agree byte for byte."""
+    if importlib.util.find_spec("pgkms_conformance.crash") is None:
+        return None
+    if importlib.util.find_spec(CRASH_MODULE) is None:
+        return None
+    module = importlib.import_module(CRASH_MODULE)
+    document: dict[str, Any] = module.crash_vectors()
+    dump = getattr(module, "dump", canonical.dumps)
+    schema_file = Path(str(module.__file__)).with_name(str(document["schema"]))
+    if schema_file.is_file():
+        schema_text = schema_file.read_text(encoding="utf-8")
+    else:
+        schema_text = canonical.dumps(schema_for_document(document, CRASH_GROUP_FIELDS))
+    return ForeignFamily(document, str(dump(document)), schema_text)
+
+
+def generate_all(
+    accumulated_count: int = accumulated.DEFAULT_COUNT, progress: Progress | None = None
+) -> Generated:
+    files: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+
+    def emit(document: dict[str, Any], group_fields: dict[str, Any] | None = None) -> None:
+        name = document["family"]
+        files[f"{name}.json"] = canonical.dumps(document)
+        schema = schema_for_document(document, group_fields)
+        files[f"schemas/{document['schema']}"] = canonical.dumps(schema)
+        counts[name] = int(document["numberOfTests"])
+
+    for name, build in _families(accumulated_count).items():
+        if progress:
+            progress(f"generating {name} ...")
+        start = time.perf_counter()
+        emit(build().document())
+        seconds[name] = time.perf_counter() - start
+    if progress:
+        progress("generating crash_recovery (if pgkms_conformance.crash is present) ...")
+    start = time.perf_counter()
+    crash = crash_family()
+    if crash is not None:
+        name = crash.document["family"]
+        files[f"{name}.json"] = crash.text
+        files[f"schemas/{crash.document['schema']}"] = crash.schema_text
+        counts[name] = int(crash.document["numberOfTests"])
+        seconds[name] = time.perf_counter() - start
+    return Generated(files=files, counts=counts, seconds=seconds)
+
+
+def write(generated: Generated, out_dir: Path) -> None:
+    for rel, text in generated.files.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def first_difference(rel: str, want: str, found: str) -> str:
+    """Name the first test (or header field) in which two versions of a vector file differ."""
+    try:
+        a, b = json.loads(want), json.loads(found)
+    except json.JSONDecodeError:
+        return f"{rel}: committed file is not valid JSON"
+    if a == b:
+        return f"{rel}: same content, different formatting (not canonical)"
+    for key in a.keys() | b.keys():
+        if key != "testGroups" and a.get(key) != b.get(key):
+            return f"{rel}: field {key!r} differs"
+    tests_a = [t for g in a.get("testGroups", []) for t in g.get("tests", [])]
+    tests_b = [t for g in b.get("testGroups", []) for t in g.get("tests", [])]
+    for ta, tb in zip(tests_a, tests_b, strict=False):
+        if ta != tb:
+            return f"{rel}: first differing test tcId {ta.get('tcId')} ({ta.get('comment')})"
+    return f"{rel}: {len(tests_a)} tests regenerated, {len(tests_b)} committed"
+
+
+def check(vector_dir: Path, generated: Generated) -> list[str]:
+    """Every difference between ``vector_dir`` and a regeneration, first difference named."""
+    problems = []
+    for rel, text in generated.files.items():
+        path = vector_dir / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing (run `pgkms-conformance vectors generate`)")
+            continue
+        found = path.read_text(encoding="utf-8")
+        if found != text:
+            problems.append(first_difference(rel, text, found))
+    for path in sorted(vector_dir.glob("*.json")) + sorted(vector_dir.glob("schemas/*.json")):
+        rel = path.relative_to(vector_dir).as_posix()
+        if rel not in generated.files:
+            problems.append(f"{rel}: not produced by the generator (stale or foreign file)")
+    return problems

@@ -1,0 +1,429 @@
+"""Run vector files through an implementation's adapter, and load them safely.
+
+Used by this project's tests and by the conformance harness:
+
+- ``iter_vector_files(paths)`` / ``load_vector_file(path)``: read vector files, validate each
+  against the JSON Schema it names (``schemas/<schema>`` beside the file, else the repository's
+  ``vectors/schemas/``) and check what a schema cannot: the test count, tcId numbering, every
+  id equal to the hash of its op and input, every flag explained, every test citing a
+  requirement. A bad file raises ``VectorFileError`` naming the file and the fault.
+- ``run_test(client, test, group)`` runs one test and returns an ``Outcome``: passed, failed or
+  unsupported (the op is not among the IUT's capabilities), with the requirement IDs, and what
+  was expected versus found. Values are described by length and a SHA-256 prefix, never shown:
+  vectors carry keys, passphrases and plaintexts, and reports are read by people and CI logs.
+
+Directory ops: ``input.datadir`` is a listing (see ``listing``) written into a fresh temporary
+directory whose path replaces it in the request; ``expected.datadir`` is compared with the
+directory afterwards; the directory is always removed.
+
+Without the ``inject_randomness`` capability the injected ``iv``/``ivs``/``keys`` fields are
+left out and a positive test is checked by what does not depend on them: output length and a
+round trip through the IUT's own unwrap (wrap ops), the shape of the key directory and that it
+opens to the right keys (bootstrap, rotate). Protocol failures of the IUT (crash, hang, garbage)
+propagate as ``AdapterFailure``: the caller owns the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from jsonschema import Draft202012Validator
+
+from pgkms_conformance.protocol.client import AdapterClient, Response
+from pgkms_conformance.vectors import accumulated
+from pgkms_conformance.vectors.canonical import vector_id
+from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
+
+Json = dict[str, Any]
+Status = Literal["passed", "failed", "unsupported"]
+
+REPO_VECTOR_DIR: Final = Path(__file__).resolve().parents[3] / "vectors"
+INJECTED: Final = ("iv", "ivs", "keys")
+PROTOCOL_CODES: Final = frozenset({"malformed_request", "internal_error", "unsupported_operation"})
+# Fields whose values are not secret and are shown as they are.
+PLAIN_FIELDS: Final = frozenset({"key_id", "decision", "file_id", "purpose", "count"})
+
+
+class VectorFileError(Exception):
+    """A vector file that is unreadable, invalid against its schema, or inconsistent."""
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class VectorFile:
+    path: Path
+    document: Json
+
+    @property
+    def family(self) -> str:
+        return str(self.document["family"])
+
+    def tests(self) -> Iterator[tuple[Json, Json]]:
+        """Every (group, test) pair, in file order."""
+        for group in self.document["testGroups"]:
+            for test in group["tests"]:
+                yield group, test
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict on one test. ``expected``/``found`` describe, never reveal, secret values."""
+
+    status: Status
+    tc_id: int
+    test_id: str
+    op: str
+    comment: str
+    requirements: tuple[str, ...]
+    flags: tuple[str, ...] = ()
+    reason: str = ""
+    expected: str = ""
+    found: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def describe(self) -> str:
+        """One line for a report."""
+        head = f"tcId {self.tc_id} [{self.test_id}] {self.op}: {self.status}"
+        if self.status == "failed":
+            return f"{head}: {self.reason}; expected {self.expected}, found {self.found}"
+        if self.reason:
+            return f"{head}: {self.reason}"
+        return head
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _schema_path(path: Path, name: str) -> Path:
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise VectorFileError(path, f"schema name {name!r} must be a plain file name")
+    for directory in (path.parent / "schemas", REPO_VECTOR_DIR / "schemas"):
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    raise VectorFileError(path, f"schema {name!r} not found beside the file or in the repository")
+
+
+def load_vector_file(path: Path | str) -> VectorFile:
+    """Read, schema-validate and consistency-check one vector file."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VectorFileError(path, f"cannot read as JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("schema"), str):
+        raise VectorFileError(path, "not a vector file: no 'schema' field")
+    schema = json.loads(_schema_path(path, document["schema"]).read_text(encoding="utf-8"))
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise VectorFileError(path, f"schema violation at {where}: {first.message[:200]}")
+    _check_consistency(path, document)
+    return VectorFile(path=path, document=document)
+
+
+def _check_consistency(path: Path, document: Json) -> None:
+    count = 0
+    notes = document["notes"]
+    for group in document["testGroups"]:
+        for test in group["tests"]:
+            count += 1
+            where = f"tcId {test['tcId']}"
+            if test["tcId"] != count:
+                raise VectorFileError(path, f"{where}: expected tcId {count} (1..N in file order)")
+            if test["id"] != vector_id(test["op"], test["input"]):
+                raise VectorFileError(path, f"{where}: id does not match its op and input")
+            unexplained = [f for f in test["flags"] if f not in notes]
+            if unexplained:
+                raise VectorFileError(path, f"{where}: flags {unexplained} not in notes")
+    if count != document["numberOfTests"]:
+        raise VectorFileError(
+            path, f"numberOfTests is {document['numberOfTests']}, found {count} tests"
+        )
+
+
+def iter_vector_files(paths: Iterable[Path | str]) -> Iterator[VectorFile]:
+    """Load the given files; a directory stands for its ``*.json`` files in sorted order."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for child in sorted(path.glob("*.json")):
+                yield load_vector_file(child)
+        else:
+            yield load_vector_file(path)
+
+
+# -- describing values without revealing them ---------------------------------------------------
+
+
+def redact(name: str, value: Any) -> str:
+    """A value as a report may show it: plain for ids and decisions, else length and hash."""
+    if name in PLAIN_FIELDS or value is None or isinstance(value, bool | int):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(redact(name, v) for v in value) + "]"
+    if isinstance(value, str):
+        digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            return f"text of {len(value)} chars sha256:{digest}"
+        return f"{len(raw)} bytes sha256:{hashlib.sha256(raw).hexdigest()[:8]}"
+    return f"a {type(value).__name__}"
+
+
+def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | None:
+    """The first difference between two listings, described without contents."""
+    for rel in sorted(set(expected) | set(found)):
+        want, got = expected.get(rel), found.get(rel)
+        if want is None:
+            return f"no {rel}", f"{rel} present"
+        if got is None:
+            return f"{rel} present", f"no {rel}"
+        if "mode" in want and want["mode"] != got.get("mode"):
+            return f"{rel} mode {want['mode']:o}", f"mode {got.get('mode', 0):o}"
+        if want.get("content") != got.get("content"):
+            return redact("content", want.get("content")), redact("content", got.get("content"))
+    return None
+
+
+def _shape(listing: Listing) -> dict[str, tuple[Any, int]]:
+    """Paths, modes and sizes: what a listing shows when its bytes depend on random draws."""
+    return {
+        rel: (e.get("mode"), len(e.get("content", "")) // 2) for rel, e in sorted(listing.items())
+    }
+
+
+# -- running -----------------------------------------------------------------------------------
+
+_capabilities: weakref.WeakKeyDictionary[AdapterClient, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _capabilities_of(client: AdapterClient) -> frozenset[str]:
+    if client not in _capabilities:
+        _capabilities[client] = client.hello().capabilities
+    return _capabilities[client]
+
+
+class _Verdict(Exception):
+    """A failed check, raised inside a test run and turned into an Outcome."""
+
+    def __init__(self, reason: str, expected: str, found: str) -> None:
+        super().__init__(reason)
+        self.reason, self.expected, self.found = reason, expected, found
+
+
+def run_test(
+    client: AdapterClient,
+    test: Json,
+    group: Json | None = None,
+    *,
+    capabilities: Iterable[str] | None = None,
+) -> Outcome:
+    """Run one vector through the IUT behind ``client`` (``group`` is informative only).
+
+    ``capabilities`` defaults to what the IUT's ``hello`` announced (asked once per client).
+    """
+    caps = frozenset(capabilities) if capabilities is not None else _capabilities_of(client)
+    op = test["op"]
+    base = {
+        "tc_id": test["tcId"],
+        "test_id": test["id"],
+        "op": op,
+        "comment": test["comment"],
+        "requirements": tuple(test["requirements"]),
+        "flags": tuple(test.get("flags", ())),
+    }
+    needed = {"wrap", "inject_randomness"} if op == "accumulated_wrap" else {op}
+    missing = sorted(needed - caps)
+    if missing:
+        return Outcome("unsupported", reason=f"IUT lacks {', '.join(missing)}", **base)
+    notes: list[str] = []
+    try:
+        if op == "accumulated_wrap":
+            _run_accumulated(client, test)
+        else:
+            _run_op(client, test, caps, notes)
+    except _Verdict as v:
+        return Outcome(
+            "failed",
+            reason=v.reason,
+            expected=v.expected,
+            found=v.found,
+            notes=tuple(notes),
+            **base,
+        )
+    return Outcome("passed", notes=tuple(notes), **base)
+
+
+def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, Listing | None]:
+    listing = params.get("datadir")
+    if isinstance(listing, dict):
+        with TempDatadir(listing) as root:
+            response = client.call(op, **{**params, "datadir": str(root)})
+            return response, snapshot(root)
+    return client.call(op, **params), None
+
+
+def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list[str]) -> None:
+    op, params, result = test["op"], dict(test["input"]), test["result"]
+    expected: Json = test.get("expected", {})
+    injected = [k for k in INJECTED if k in params]
+    if injected and "inject_randomness" not in caps:
+        for k in injected:
+            del params[k]
+        if result != "invalid":
+            notes.append("checked without injected randomness")
+            _run_uninjected(client, test, params, caps)
+            return
+    response, after = _call(client, op, params)
+    if not response.ok and response.error_code == "unsupported_operation":
+        raise _Verdict("the IUT claims this op but refused it", "a result", "unsupported_operation")
+    if result == "invalid":
+        if response.ok:
+            raise _Verdict("accepted an input that must be rejected", test["error"], "success")
+        if response.error_code != test["error"]:
+            raise _Verdict("wrong error code", test["error"], str(response.error_code))
+    elif result == "acceptable" and not response.ok:
+        if response.error_code in PROTOCOL_CODES:
+            raise _Verdict(
+                "a protocol error where either outcome is acceptable",
+                "a result or a spec error code",
+                str(response.error_code),
+            )
+        notes.append(f"rejected with {response.error_code} (acceptable)")
+        return
+    elif not response.ok:
+        raise _Verdict("rejected a valid input", "success", str(response.error_code))
+    else:
+        _compare_fields(expected, response.result)
+    if after is not None and "datadir" in expected:
+        diff = listing_difference(expected["datadir"], after)
+        if diff:
+            raise _Verdict("key directory after the op differs", *diff)
+
+
+def _compare_fields(expected: Json, result: Json) -> None:
+    for name, want in expected.items():
+        if name == "datadir":
+            continue
+        if name not in result:
+            raise _Verdict(f"result lacks field {name!r}", redact(name, want), "nothing")
+        if result[name] != want:
+            raise _Verdict(
+                f"field {name!r} differs", redact(name, want), redact(name, result[name])
+            )
+
+
+def _run_accumulated(client: AdapterClient, test: Json) -> None:
+    params = test["input"]
+    h = hashlib.sha256()
+    for i, c in enumerate(
+        accumulated.cases(params["label"], params["count"], params["maxPlaintextLength"])
+    ):
+        response = client.call("wrap", **c.request())
+        if not response.ok:
+            raise _Verdict(f"case {i}: wrap failed", "success", str(response.error_code))
+        try:
+            h.update(bytes.fromhex(response.result["wrapped"]))
+        except (KeyError, TypeError, ValueError):
+            raise _Verdict(f"case {i}: no hex 'wrapped' field", "wrapped", "malformed") from None
+    want = test["expected"]["digest"]
+    if h.hexdigest() != want:
+        raise _Verdict("digest over all wrapped outputs differs", want, h.hexdigest())
+
+
+_UNWRAP_OF = {"wrap": "unwrap", "sql_wrap": "sql_unwrap"}
+
+
+def _run_uninjected(client: AdapterClient, test: Json, params: Json, caps: frozenset[str]) -> None:
+    """A positive test whose exact bytes depend on injected randomness the IUT cannot take."""
+    op, expected = test["op"], test.get("expected", {})
+    if op in _UNWRAP_OF:
+        response, _ = _call(client, op, params)
+        if not response.ok:
+            raise _Verdict("rejected a valid input", "success", str(response.error_code))
+        wrapped = str(response.result.get("wrapped", ""))
+        if len(wrapped) != len(expected["wrapped"]):
+            raise _Verdict(
+                "wrapped length differs",
+                redact("wrapped", expected["wrapped"]),
+                redact("wrapped", wrapped),
+            )
+        unwrap_op = _UNWRAP_OF[op]
+        if unwrap_op in caps:
+            keys = {k: v for k, v in params.items() if k != "plaintext"}
+            back = client.call(unwrap_op, **keys, wrapped=wrapped)
+            if not back.ok or back.result.get("plaintext") != params["plaintext"]:
+                raise _Verdict(
+                    "own output does not unwrap to the plaintext",
+                    redact("plaintext", params["plaintext"]),
+                    str(back.error_code) if not back.ok else redact("plaintext", back.result),
+                )
+        return
+    if op in ("bootstrap", "rotate"):
+        _run_uninjected_directory(client, test, params, caps)
+        return
+    raise _Verdict("needs injected randomness", "inject_randomness", "not offered")
+
+
+def _run_uninjected_directory(
+    client: AdapterClient, test: Json, params: Json, caps: frozenset[str]
+) -> None:
+    op, expected = test["op"], test["expected"]
+    passphrase = params["passphrase"] if op == "bootstrap" else params["new_passphrase"]
+    want_keys = params.get("keys")  # bootstrap vectors inject the keys; rotation keeps them
+    with TempDatadir(params["datadir"]) as root:
+        if op == "rotate" and "startup" in caps:
+            with TempDatadir(params["datadir"]) as before:
+                opened = client.call(
+                    "startup", datadir=str(before), passphrase=params["old_passphrase"]
+                )
+            want_keys = opened.result.get("keys") if opened.ok else None
+        response = client.call(op, **{**params, "datadir": str(root)})
+        if not response.ok:
+            raise _Verdict("rejected a valid input", "success", str(response.error_code))
+        after = snapshot(root)
+        if _shape(after) != _shape(expected["datadir"]):
+            raise _Verdict(
+                "key directory shape (paths, modes, sizes) differs",
+                f"{len(expected['datadir'])} entries",
+                f"{len(after)} entries",
+            )
+        if "startup" in caps:
+            opened = client.call("startup", datadir=str(root), passphrase=passphrase)
+            if not opened.ok:
+                raise _Verdict("the written keys do not open", "success", str(opened.error_code))
+            if op == "rotate" and want_keys is not None and opened.result.get("keys") != want_keys:
+                raise _Verdict(
+                    "rotation changed the internal keys",
+                    redact("keys", want_keys),
+                    redact("keys", opened.result.get("keys")),
+                )
+
+
+def run_file(
+    client: AdapterClient, vector_file: VectorFile, capabilities: Iterable[str] | None = None
+) -> list[Outcome]:
+    """Every test of one file, in order."""
+    caps = frozenset(capabilities) if capabilities is not None else _capabilities_of(client)
+    return [run_test(client, t, g, capabilities=caps) for g, t in vector_file.tests()]

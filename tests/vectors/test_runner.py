@@ -1,0 +1,165 @@
+"""Every vector through every adapter that exists; the runner is not vacuous (VEC_05)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pgkms_conformance.protocol.client import AdapterClient
+from pgkms_conformance.vectors.runner import (
+    REPO_VECTOR_DIR,
+    Outcome,
+    VectorFile,
+    load_vector_file,
+    run_file,
+    run_test,
+)
+
+from tests.vectors.conftest import ADAPTERS, PRESENT
+
+pytestmark = pytest.mark.req("VEC_05")
+
+
+@pytest.fixture(scope="module", params=PRESENT)
+def adapter(request: pytest.FixtureRequest) -> Iterator[AdapterClient]:
+    with AdapterClient([sys.executable, "-m", ADAPTERS[request.param]], timeout=60) as client:
+        yield client
+
+
+def test_reference_adapter_is_always_covered() -> None:
+    assert "reference" in PRESENT
+
+
+@pytest.mark.req("CONF_02")
+def test_every_vector_passes(adapter: AdapterClient, vector_files: list[VectorFile]) -> None:
+    failures: list[str] = []
+    total = 0
+    for vf in vector_files:
+        for outcome in run_file(adapter, vf):
+            total += 1
+            if outcome.status != "passed":
+                failures.append(f"{vf.family}: {outcome.describe()}")
+    assert failures == []
+    assert total == sum(int(vf.document["numberOfTests"]) for vf in vector_files)
+
+
+@pytest.mark.parametrize("family", ["wrap", "sql_wrap", "key_directory", "rotation"])
+def test_vectors_pass_without_injected_randomness(
+    reference_client: AdapterClient, family: str
+) -> None:
+    """An IUT without ``inject_randomness`` is checked by round trips instead of bytes."""
+    caps = reference_client.hello().capabilities - {"inject_randomness"}
+    outcomes = run_file(
+        reference_client, load_vector_file(REPO_VECTOR_DIR / f"{family}.json"), caps
+    )
+    assert [o.describe() for o in outcomes if o.status != "passed"] == []
+    assert any("checked without injected randomness" in o.notes for o in outcomes)
+
+
+def _find(family: str, pred: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    vf = load_vector_file(REPO_VECTOR_DIR / f"{family}.json")
+    for group, test in vf.tests():
+        if pred(test):
+            return copy.deepcopy(group), copy.deepcopy(test)
+    raise AssertionError("no such test")
+
+
+def _run(client: AdapterClient, group: dict[str, Any], test: dict[str, Any]) -> Outcome:
+    return run_test(client, test, group)
+
+
+def _assert_no_secret(outcome: Outcome, *secrets: str) -> None:
+    text = " ".join([outcome.describe(), outcome.expected, outcome.found, *outcome.notes])
+    for s in secrets:
+        assert s not in text
+        assert len(s) < 16 or s[:16] not in text
+
+
+def test_altered_expected_output_is_caught(reference_client: AdapterClient) -> None:
+    group, test = _find(
+        "wrap", lambda t: t["op"] == "unwrap" and len(t["expected"].get("plaintext", "")) == 128
+    )
+    plain = test["expected"]["plaintext"]
+    test["expected"]["plaintext"] = "ff" + plain[2:] if not plain.startswith("ff") else "00"
+    outcome = _run(reference_client, group, test)
+    assert outcome.status == "failed"
+    assert outcome.reason == "field 'plaintext' differs"
+    assert "bytes sha256:" in outcome.expected
+    _assert_no_secret(outcome, plain, test["input"]["enc_key"], test["input"]["mac_key"])
+
+
+def test_altered_error_code_is_caught(reference_client: AdapterClient) -> None:
+    group, test = _find("wrap", lambda t: t.get("error") == "hmac_mismatch")
+    test["error"] = "bad_padding"
+    outcome = _run(reference_client, group, test)
+    assert (outcome.status, outcome.reason) == ("failed", "wrong error code")
+    assert (outcome.expected, outcome.found) == ("bad_padding", "hmac_mismatch")
+    assert outcome.requirements == tuple(test["requirements"])
+
+
+def test_negative_turned_positive_is_caught(reference_client: AdapterClient) -> None:
+    group, test = _find("kdf", lambda t: t.get("error") == "passphrase_too_short")
+    test["result"], test["expected"] = "valid", {"passphrase": test["input"]["passphrase"]}
+    del test["error"]
+    outcome = _run(reference_client, group, test)
+    assert (outcome.status, outcome.reason) == ("failed", "rejected a valid input")
+
+
+def test_positive_turned_negative_is_caught(reference_client: AdapterClient) -> None:
+    group, test = _find("key_record", lambda t: t["op"] == "decode_record" and "error" not in t)
+    test["result"], test["error"] = "invalid", "record_id_mismatch"
+    del test["expected"]
+    outcome = _run(reference_client, group, test)
+    assert (outcome.status, outcome.reason) == ("failed", "accepted an input that must be rejected")
+
+
+def test_altered_expected_directory_is_caught(reference_client: AdapterClient) -> None:
+    group, test = _find("rotation", lambda t: t["op"] == "rotate" and t["result"] == "valid")
+    content = test["expected"]["datadir"]["pg_cryptokeys/0001"]["content"]
+    test["expected"]["datadir"]["pg_cryptokeys/0001"]["content"] = content[:-2] + "00"
+    outcome = _run(reference_client, group, test)
+    assert (outcome.status, outcome.reason) == ("failed", "key directory after the op differs")
+    _assert_no_secret(outcome, content, test["input"]["old_passphrase"])
+    group, test = _find("key_directory", lambda t: t["op"] == "bootstrap" and "error" not in t)
+    test["expected"]["datadir"]["pg_cryptokeys/"]["mode"] = 0o755
+    outcome = _run(reference_client, group, test)
+    assert outcome.expected == "pg_cryptokeys/ mode 755"
+    assert outcome.found == "mode 700"
+
+
+def test_unchanged_directory_after_failure_is_checked(reference_client: AdapterClient) -> None:
+    group, test = _find("key_directory", lambda t: t.get("error") == "wrong_passphrase")
+    test["expected"]["datadir"] = {}
+    outcome = _run(reference_client, group, test)
+    assert outcome.status == "failed"
+    assert outcome.expected == "no pg_cryptokeys/"
+
+
+def test_altered_accumulated_digest_is_caught(reference_client: AdapterClient) -> None:
+    group, test = _find("accumulated", lambda t: True)
+    test["input"]["count"] = 50
+    test["expected"]["digest"] = "00" * 32
+    outcome = _run(reference_client, group, test)
+    assert (outcome.status, outcome.reason) == ("failed", "digest over all wrapped outputs differs")
+
+
+def test_op_outside_the_capabilities_is_unsupported(reference_client: AdapterClient) -> None:
+    group, test = _find("sql_wrap", lambda t: t["op"] == "sql_unwrap")
+    outcome = run_test(reference_client, test, group, capabilities={"wrap", "unwrap"})
+    assert outcome.status == "unsupported"
+    assert "sql_unwrap" in outcome.reason
+    group, test = _find("accumulated", lambda t: True)
+    outcome = run_test(reference_client, test, group, capabilities={"wrap"})
+    assert (outcome.status, outcome.reason) == ("unsupported", "IUT lacks inject_randomness")
+
+
+def test_acceptable_passes_either_way(reference_client: AdapterClient) -> None:
+    group, test = _find("key_directory", lambda t: t["result"] == "acceptable")
+    assert _run(reference_client, group, test).status == "passed"
+    test["input"]["passphrase"] = "00" * 70  # now the reference refuses: still acceptable
+    outcome = _run(reference_client, group, test)
+    assert outcome.status == "passed"
+    assert outcome.notes == ("rejected with wrong_passphrase (acceptable)",)
