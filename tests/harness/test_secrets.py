@@ -6,12 +6,16 @@ except the replay files, which exist to hold failing inputs."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
 from pgkms_conformance.cli import main
 from pgkms_conformance.harness import run as run_module
 from pgkms_conformance.harness import scenarios
+from pgkms_conformance.harness.oracle import oracle
+from pgkms_conformance.vectors.canonical import vector_id
+from pgkms_conformance.vectors.runner import REPO_VECTOR_DIR
 
 from tests.harness.helpers import fake
 
@@ -37,6 +41,42 @@ def _forms(label: str, n: int) -> list[str]:
     ]
 
 
+VECTOR_KEY = canary(0, "vector sql key", 64)
+VECTOR_PLAINTEXT = canary(0, "vector plaintext", 40)
+
+
+def _canary_vectors(path: Path) -> Path:
+    """A valid sql_wrap vector file whose key and plaintext are canaries."""
+    document = json.loads((REPO_VECTOR_DIR / "sql_wrap.json").read_text())
+    iv = bytes(range(16)).hex()
+    wrap_in = {"sql_key": VECTOR_KEY.hex(), "plaintext": VECTOR_PLAINTEXT.hex(), "iv": iv}
+    wrapped = oracle("sql_wrap", wrap_in).result["wrapped"]
+    unwrap_in = {"sql_key": VECTOR_KEY.hex(), "wrapped": wrapped}
+    tests = [
+        ("sql_wrap", wrap_in, {"wrapped": wrapped}),
+        ("sql_unwrap", unwrap_in, {"plaintext": VECTOR_PLAINTEXT.hex()}),
+    ]
+    group = {**document["testGroups"][0], "tests": []}
+    for tc_id, (op, params, expected) in enumerate(tests, start=1):
+        group["tests"].append(
+            {
+                "tcId": tc_id,
+                "id": vector_id(op, params),
+                "comment": "a canary",
+                "flags": [],
+                "requirements": ["SQL_01"],
+                "op": op,
+                "input": params,
+                "result": "valid",
+                "expected": expected,
+            }
+        )
+    document |= {"testGroups": [group], "numberOfTests": len(tests)}
+    target = path / "canary.json"
+    target.write_text(json.dumps(document))
+    return target
+
+
 def test_no_canary_escapes(
     tmp_path: Path,
     isolated_tmp: Path,
@@ -48,7 +88,8 @@ def test_no_canary_escapes(
     replays, out_dir = tmp_path / "replays", tmp_path / "out"
     out_dir.mkdir()
     argv = ["run", "--impl", " ".join(fake("leak")), "--examples", "5", "--no-default-vectors"]
-    argv += ["--stages", "protocol,properties,scenarios", "--replay-dir", str(replays)]
+    argv += ["--stages", "protocol,vectors,properties,scenarios", "--replay-dir", str(replays)]
+    argv += ["--vectors", str(_canary_vectors(out_dir))]
     argv += ["--json", str(out_dir / "r.json"), "--junit", str(out_dir / "r.xml")]
     assert main(argv) == 1
     captured = capsys.readouterr()
@@ -57,7 +98,7 @@ def test_no_canary_escapes(
 
     texts = {"stdout": captured.out, "stderr": captured.err}
     for path in [*out_dir.iterdir(), *isolated_tmp.rglob("*")]:
-        if path.is_file():
+        if path.is_file() and path.name != "canary.json":
             texts[str(path)] = path.read_bytes().decode("latin-1")
     secrets = {
         "passphrase A": 72,
@@ -67,6 +108,8 @@ def test_no_canary_escapes(
         "key 1": 64,
         "sql secret": 18,
         "iv check": 20,
+        "vector sql key": 64,
+        "vector plaintext": 40,
     }
     for label, n in secrets.items():
         for form in _forms(label, n):
@@ -74,5 +117,6 @@ def test_no_canary_escapes(
                 assert form not in text, f"{label} leaked into {where}"
     # The canaries were really used, and the replay files (the one exception) hold them.
     assert "sql secret" in LABELS
+    assert "sql_wrap" in captured.out and "canary.json" in captured.out  # the vectors failed
     replay_text = "".join(p.read_text() for p in replays.iterdir())
     assert any(form in replay_text for form in _forms("passphrase A", 72) + _forms("key 0", 64))
