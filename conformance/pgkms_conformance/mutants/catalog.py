@@ -1,12 +1,14 @@
 """The mutants: one deviation each, the requirement it violates, and the patch that makes it.
 
 ``caught_by`` says which tool is expected to catch it: ``harness`` (this package's ``run``) or
-``crash_explorer`` for the durability rules, which the adapter protocol cannot show: an
-adapter answers with results, not with the fsync calls behind them, and a missing fsync leaves
-every result unchanged until a power cut. Rather than spy on the IUT's system calls (strace,
-LD_PRELOAD: neither portable nor language-neutral), the zoo records such a mutant honestly as
-outside the harness's reach; the crash explorer, which runs the protocol code on a simulated
-filesystem, is the tool that catches it.
+``crash_explorer`` for the durability rules (DISK_07), which the adapter protocol cannot show:
+an adapter answers with results, not with the fsync calls behind them, and a missing fsync
+leaves every answer and every file unchanged until a power cut. Spying on the IUT's system calls
+(strace, LD_PRELOAD) is neither portable nor language-neutral, so the zoo records such a mutant
+honestly as outside the harness's reach. The crash explorer checks the durability sequence of
+the reference's protocol code on a simulated filesystem; it cannot run ``pgkms_independent``
+(which does not go through the reference's ``FileSystem`` seam), so for a third-party IUT
+durability remains a matter for review or the IUT's own crash tests.
 
 Patches import ``pgkms_independent`` lazily: the catalog itself can be listed without it.
 """
