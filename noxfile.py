@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 DEV = ".[test]"
-CODE = ["reference", "conformance", "tests", "bench", "noxfile.py"]
+CODE = ["reference", "conformance", "tests", "bench", "spec/_ext", "docs/_ext", "noxfile.py"]
 
 
 def _install(session: nox.Session, *extra: str) -> None:
@@ -51,7 +51,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "types-jsonschema", "nox")
+    session.install("-e", ".[test,docs]", "mypy", "types-jsonschema", "types-docutils", "nox")
     session.run("mypy", "--strict")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from docutils.core import publish_string  # type: ignore[import-untyped]
-from docutils.parsers.rst import directives  # type: ignore[import-untyped]
+from docutils.core import publish_string
+from docutils.parsers.rst import directives
 from pgkms_conformance.crash import docs
 from pgkms_conformance.crash.machine import SPEC_ROTATION
 
