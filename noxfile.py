@@ -7,7 +7,7 @@ import nox
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs", "trace"]
 
 DEV = ".[test]"
 CODE = ["reference", "conformance", "tests", "bench", "spec/_ext", "docs/_ext", "noxfile.py"]
