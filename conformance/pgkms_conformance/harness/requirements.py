@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Final
+
+from pgkms_conformance.trace import read_definitions
 
 REQUIREMENT_ID = re.compile(
     r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
@@ -95,10 +99,23 @@ _OTHER_KINDS = {
 }
 
 
+@cache
+def spec_titles(root: Path | None = None) -> dict[str, str]:
+    """Titles of the spec's ``req`` items, parsed from ``spec/`` as the trace check does; empty
+    when the package runs without its source tree (an installed wheel has no ``spec/``)."""
+    root = root or Path(__file__).resolve().parents[3]
+    if not (root / "spec" / "chapters").is_dir():
+        return {}
+    return {d.id: d.title for d in read_definitions(root, []) if d.kind == "req"}
+
+
 def title_of(req_id: str) -> str:
     known = REQUIREMENTS.get(req_id)
     if known is not None:
         return known.title
+    titled = spec_titles().get(req_id)
+    if titled:
+        return titled
     return _OTHER_KINDS.get(req_id.split("_", maxsplit=1)[0], "(not in the requirement table)")
 
 
