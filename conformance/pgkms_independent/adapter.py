@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final
 
-from pgkms_independent import IMPLEMENTATION_NAME, __version__
+from pgkms_independent import IMPLEMENTATION_NAME, __version__, disk
 from pgkms_independent.codec import (
     HALF_KEY,
     INTERNAL_KEY_SIZE,
@@ -44,7 +44,7 @@ Json = dict[str, Any]
 class Param:
     """One request parameter: its JSON kind, whether it may be absent/null, byte sizes."""
 
-    kind: str  # "hex", "hex_list", "text", "int", "purpose"
+    kind: str  # "hex", "hex_list", "text", "int", "purpose", "flag"
     optional: bool = False
     size: int | None = None  # exact byte length for hex (each item for hex_list)
     count: int | None = None  # exact item count for hex_list
@@ -77,6 +77,10 @@ def _check(name: str, param: Param, value: object) -> object:
     if param.kind == "text":
         if not isinstance(value, str):
             raise _bad(f"{name}: expected a string")
+        return value
+    if param.kind == "flag":
+        if not isinstance(value, bool):
+            raise _bad(f"{name}: expected true or false")
         return value
     if param.kind == "purpose":
         if not isinstance(value, str) or value not in {p.value for p in Purpose}:
@@ -156,25 +160,56 @@ def do_check_passphrase(p: dict[str, Any]) -> Json:
     return {"passphrase": effective(p["passphrase"], p["purpose"]).expose().hex()}
 
 
+def _traced(p: dict[str, Any], datadir: str, run: Callable[[], Json]) -> Json:
+    """Run an operation on disk; with ``trace_fs`` (capability fs_trace), add the trace of the
+    disk layer's mutating calls to its result. An error answer carries no trace."""
+    if not p["trace_fs"]:
+        return run()
+    with disk.tracing(datadir, p.get("old_datadir")) as trace:
+        result = run()
+    return {**result, "fs_trace": trace}
+
+
 def do_bootstrap(p: dict[str, Any]) -> Json:
     entropy = _plan((p["keys"], len(KEY_IDS)), (p["ivs"], len(KEY_IDS)))
-    Cluster(p["datadir"]).bootstrap(p["passphrase"], entropy)
-    return {}
+
+    def run() -> Json:
+        Cluster(p["datadir"]).bootstrap(p["passphrase"], entropy)
+        return {}
+
+    return _traced(p, p["datadir"], run)
 
 
 def do_startup(p: dict[str, Any]) -> Json:
-    keys = Cluster(p["datadir"]).startup(p["passphrase"])
-    return {"keys": [k.expose().hex() for k in keys.keys]}
+    def run() -> Json:
+        keys = Cluster(p["datadir"]).startup(p["passphrase"])
+        return {"keys": [k.expose().hex() for k in keys.keys]}
+
+    return _traced(p, p["datadir"], run)
 
 
 def do_rotate(p: dict[str, Any]) -> Json:
     entropy = _plan((p["ivs"], len(KEY_IDS)))
-    Cluster(p["datadir"]).rotate(p["old_passphrase"], p["new_passphrase"], entropy)
-    return {}
+
+    def run() -> Json:
+        Cluster(p["datadir"]).rotate(p["old_passphrase"], p["new_passphrase"], entropy)
+        return {}
+
+    return _traced(p, p["datadir"], run)
 
 
 def do_recover(p: dict[str, Any]) -> Json:
-    return {"decision": Cluster(p["datadir"]).recover_with(p["passphrase"])}
+    return _traced(
+        p, p["datadir"], lambda: {"decision": Cluster(p["datadir"]).recover_with(p["passphrase"])}
+    )
+
+
+def do_upgrade_keys(p: dict[str, Any]) -> Json:
+    def run() -> Json:
+        Cluster(p["new_datadir"]).adopt_keys_of(Cluster(p["old_datadir"]), p["passphrase"])
+        return {}
+
+    return _traced(p, p["new_datadir"], run)
 
 
 def do_sql_wrap(p: dict[str, Any]) -> Json:
@@ -188,6 +223,7 @@ def do_sql_unwrap(p: dict[str, Any]) -> Json:
 _KEY_HALF = Param("hex", size=HALF_KEY)
 _IV = Param("hex", optional=True, size=IV_SIZE)
 _IVS = Param("hex_list", optional=True, size=IV_SIZE, count=len(KEY_IDS))
+_TRACE = Param("flag", optional=True)  # capability fs_trace (ADP_05)
 
 PARAMETERS: Final[dict[str, dict[str, Param]]] = {
     "derive_kek": {"passphrase": Param("hex")},
@@ -203,15 +239,23 @@ PARAMETERS: Final[dict[str, dict[str, Param]]] = {
         "passphrase": Param("hex"),
         "keys": Param("hex_list", optional=True, size=INTERNAL_KEY_SIZE, count=len(KEY_IDS)),
         "ivs": _IVS,
+        "trace_fs": _TRACE,
     },
-    "startup": {"datadir": Param("text"), "passphrase": Param("hex")},
+    "startup": {"datadir": Param("text"), "passphrase": Param("hex"), "trace_fs": _TRACE},
     "rotate": {
         "datadir": Param("text"),
         "old_passphrase": Param("hex"),
         "new_passphrase": Param("hex"),
         "ivs": _IVS,
+        "trace_fs": _TRACE,
     },
-    "recover": {"datadir": Param("text"), "passphrase": Param("hex")},
+    "recover": {"datadir": Param("text"), "passphrase": Param("hex"), "trace_fs": _TRACE},
+    "upgrade_keys": {
+        "old_datadir": Param("text"),
+        "new_datadir": Param("text"),
+        "passphrase": Param("hex"),
+        "trace_fs": _TRACE,
+    },
     "sql_wrap": {
         "sql_key": Param("hex", size=INTERNAL_KEY_SIZE),
         "plaintext": Param("hex"),
@@ -233,6 +277,7 @@ HANDLERS: Final[dict[str, Callable[[dict[str, Any]], Json]]] = {
     "startup": do_startup,
     "rotate": do_rotate,
     "recover": do_recover,
+    "upgrade_keys": do_upgrade_keys,
     "sql_wrap": do_sql_wrap,
     "sql_unwrap": do_sql_unwrap,
 }
@@ -243,7 +288,7 @@ def hello_result() -> Json:
         "protocol": PROTOCOL,
         "implementation": IMPLEMENTATION_NAME,
         "version": __version__,
-        "capabilities": [*HANDLERS, "inject_randomness"],
+        "capabilities": [*HANDLERS, "inject_randomness", "fs_trace"],
     }
 
 

@@ -4,18 +4,62 @@ Durability (DISK_07): new files are created with O_EXCL, written in full and fsy
 directory is fsynced after its entries change; the caller fsyncs the data directory after a key
 directory appears, disappears or is renamed. Modes are set explicitly, since the umask could
 otherwise remove bits (DISK_01, DISK_02).
+
+Tracing (adapter capability ``fs_trace``): inside ``tracing(datadir)``, every mutating function
+below appends what it did to the trace, after it succeeded, from the same code that does it, so
+the trace shows exactly the calls this module makes: ``mkdir``, ``create`` (exclusive create and
+write), ``fsync`` (of a file), ``fsync_dir``, ``rename``, ``unlink``, ``rmdir``; paths relative
+to the data directory (``.`` for itself).
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from pgkms_independent.failures import StorageFailure
 
 T = TypeVar("T")
+
+
+class _Trace:
+    """The operations recorded while a ``tracing`` block runs."""
+
+    def __init__(self, datadir: str, old_datadir: str | None) -> None:
+        self.datadir = posixpath.normpath(datadir)
+        self.old_datadir = None if old_datadir is None else posixpath.normpath(old_datadir)
+        self.entries: list[dict[str, Any]] = []
+
+    def place(self, path: str) -> tuple[str, dict[str, str]]:
+        rel = posixpath.relpath(posixpath.normpath(path), self.datadir)
+        outside = rel == ".." or rel.startswith("../")
+        if outside and self.old_datadir is not None:
+            return posixpath.relpath(posixpath.normpath(path), self.old_datadir), {"cluster": "old"}
+        return rel, {}
+
+
+_active: list[_Trace] = []
+
+
+@contextmanager
+def tracing(datadir: str, old_datadir: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Record the mutating operations done inside the block into the list it yields."""
+    trace = _Trace(datadir, old_datadir)
+    _active.append(trace)
+    try:
+        yield trace.entries
+    finally:
+        _active.remove(trace)
+
+
+def _note(op: str, path: str, **extra: Any) -> None:
+    for trace in _active:
+        rel, cluster = trace.place(path)
+        trace.entries.append({"op": op, "path": rel, **extra, **cluster})
 
 
 def _guard(what: str, path: str, action: Callable[[], T]) -> T:
@@ -58,6 +102,7 @@ def make_dir(path: str, mode: int) -> None:
         os.chmod(path, mode)
 
     _guard("mkdir", path, action)
+    _note("mkdir", path, mode=mode)
 
 
 def write_new_file(path: str, data: bytes, mode: int) -> None:
@@ -70,7 +115,9 @@ def write_new_file(path: str, data: bytes, mode: int) -> None:
             written = 0
             while written < len(data):
                 written += os.write(fd, data[written:])
+            _note("create", path, mode=mode, size=len(data))
             os.fsync(fd)
+            _note("fsync", path)
         finally:
             os.close(fd)
 
@@ -86,10 +133,23 @@ def sync_dir(path: str) -> None:
             os.close(fd)
 
     _guard("fsync directory", path, action)
+    _note("fsync_dir", path)
 
 
 def rename(source: str, target: str) -> None:
     _guard("rename", f"{source} -> {target}", lambda: os.rename(source, target))
+    if _active:
+        _note("rename", source, to=_active[-1].place(target)[0])
+
+
+def unlink(path: str) -> None:
+    _guard("unlink", path, lambda: os.unlink(path))
+    _note("unlink", path)
+
+
+def remove_empty_directory(path: str) -> None:
+    _guard("rmdir", path, lambda: os.rmdir(path))
+    _note("rmdir", path)
 
 
 def remove_directory(path: str) -> None:
@@ -99,6 +159,6 @@ def remove_directory(path: str) -> None:
         if kind_of(entry) == "dir":
             remove_directory(entry)
         else:
-            _guard("unlink", entry, lambda entry=entry: os.unlink(entry))  # type: ignore[misc]
+            unlink(entry)
     sync_dir(path)
-    _guard("rmdir", path, lambda: os.rmdir(path))
+    remove_empty_directory(path)

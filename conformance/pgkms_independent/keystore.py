@@ -219,11 +219,27 @@ class Cluster:
         entropy = entropy or fresh()
         keys = self.startup(old_passphrase)  # ROT_01 (recovery included)
         new_kek = derive(effective(new_passphrase, Purpose.ROTATION))  # ROT_02
-        wrapped = self._wrap_all(new_kek, keys.keys, entropy)  # ROT_03
+        self._swap_in(self._wrap_all(new_kek, keys.keys, entropy))  # ROT_03
+        return keys
+
+    def _swap_in(self, wrapped: Sequence[bytes]) -> None:
+        """ROT_04..ROT_06: the new set complete and durable in staging before the current one
+        is touched; then the current one removed durably and staging renamed into place."""
         self.staging.create(wrapped)  # ROT_04
         self._sync()
         self.current.destroy()  # ROT_05
         self._sync()
         disk.rename(self.staging.path, self.current.path)  # ROT_06
         self._sync()
-        return keys
+
+    def adopt_keys_of(self, old: Cluster, passphrase: bytes) -> None:
+        """UPG_01 (pg_upgrade): install ``old``'s key records here, byte for byte, only once
+        they open under ``passphrase`` (this cluster's, startup rules); a refusal writes nothing
+        in this cluster. The old cluster is recovered first so that a half-done rotation is
+        not copied; the copy is a rotation's swap."""
+        kek = derive(effective(passphrase, Purpose.STARTUP))
+        old.recover(kek)
+        records = old.current.read_records()
+        old.current.unlock(kek)  # the check: every key opens under this cluster's passphrase
+        self.recover(kek)
+        self._swap_in([record.wrapped_key for record in records])

@@ -16,7 +16,8 @@ from typing import Any, BinaryIO
 from pgkms import __version__
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError
-from pgkms.fs import OsFileSystem
+from pgkms.fs import FileSystem, OsFileSystem
+from pgkms.fstrace import TracingFileSystem
 from pgkms.kdf import WrapKeys, derive_kek
 from pgkms.keyset import InternalKeys
 from pgkms.layout import ENC_KEY_LEN, INTERNAL_KEY_LEN, IV_LEN, MAC_KEY_LEN, KeyId
@@ -29,6 +30,7 @@ from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
+from pgkms.upgrade import copy_keys_for_upgrade
 from pgkms.wrap import unwrap, wrap
 
 PROTOCOL_VERSION = 1
@@ -84,6 +86,10 @@ class Request:
 
     def text(self, name: str) -> str:
         return str(self._get(name, str))
+
+    def flag(self, name: str) -> bool:
+        value = self._get(name, bool, optional=True)
+        return bool(value)
 
     def integer(self, name: str, optional: bool = False) -> int | None:
         value = self._get(name, int, optional=optional)
@@ -190,31 +196,62 @@ def op_check_passphrase(req: Request) -> Json:
     return {"passphrase": check_passphrase(passphrase, purpose).reveal().hex()}
 
 
+class _Disk:
+    """The filesystem of one request: ``OsFileSystem``, traced when the request asks for it
+    (``trace_fs``, ADP_05); ``result`` adds the trace to the operation's result."""
+
+    def __init__(self, req: Request, datadir: str, old_datadir: str | None = None) -> None:
+        self.tracer = (
+            TracingFileSystem(OsFileSystem(), datadir, old_datadir)
+            if req.flag("trace_fs")
+            else None
+        )
+        self.fs: FileSystem = self.tracer or OsFileSystem()
+
+    def result(self, result: Json) -> Json:
+        return result if self.tracer is None else {**result, "fs_trace": self.tracer.trace}
+
+
 def op_bootstrap(req: Request) -> Json:
     datadir, passphrase = req.text("datadir"), Secret(req.hex("passphrase"))
     keys = req.hex_list("keys", len(KeyId), INTERNAL_KEY_LEN, optional=True)
     ivs = req.hex_list("ivs", len(KeyId), IV_LEN, optional=True)
     random = _random((keys, len(KeyId)), (ivs, len(KeyId)))
-    bootstrap(datadir, passphrase, random=random)
-    return {}
+    disk = _Disk(req, datadir)
+    bootstrap(datadir, passphrase, disk.fs, random=random)
+    return disk.result({})
 
 
 def op_startup(req: Request) -> Json:
-    keys = startup(req.text("datadir"), Secret(req.hex("passphrase")))
-    return {"keys": [k.reveal().hex() for k in keys.by_id().values()]}
+    datadir = req.text("datadir")
+    passphrase = Secret(req.hex("passphrase"))
+    disk = _Disk(req, datadir)
+    keys = startup(datadir, passphrase, disk.fs)
+    return disk.result({"keys": [k.reveal().hex() for k in keys.by_id().values()]})
 
 
 def op_rotate(req: Request) -> Json:
     datadir, old, new = req.text("datadir"), req.hex("old_passphrase"), req.hex("new_passphrase")
     random = _random((req.hex_list("ivs", len(KeyId), IV_LEN, optional=True), len(KeyId)))
-    rotate(datadir, Secret(old), Secret(new), random=random)
-    return {}
+    disk = _Disk(req, datadir)
+    rotate(datadir, Secret(old), Secret(new), disk.fs, random=random)
+    return disk.result({})
 
 
 def op_recover(req: Request) -> Json:
     datadir, passphrase = req.text("datadir"), Secret(req.hex("passphrase"))
+    disk = _Disk(req, datadir)
     kek = derive_kek(check_passphrase(passphrase.reveal(), Purpose.STARTUP))
-    return {"decision": recover(OsFileSystem(), datadir, kek).value}
+    return disk.result({"decision": recover(disk.fs, datadir, kek).value})
+
+
+def op_upgrade_keys(req: Request) -> Json:
+    """UPG_01: the old cluster's key records, checked under ``passphrase``, into the new one."""
+    old, new = req.text("old_datadir"), req.text("new_datadir")
+    passphrase = Secret(req.hex("passphrase"))
+    disk = _Disk(req, new, old)
+    copy_keys_for_upgrade(old, new, passphrase, disk.fs)
+    return disk.result({})
 
 
 def op_sql_wrap(req: Request) -> Json:
@@ -239,13 +276,27 @@ OPERATIONS: dict[str, tuple[frozenset[str], Handler]] = {
     "substitute": (frozenset({"command"}), op_substitute),
     "run_passphrase_command": (frozenset({"command", "purpose"}), op_run_passphrase_command),
     "check_passphrase": (frozenset({"passphrase", "purpose"}), op_check_passphrase),
-    "bootstrap": (frozenset({"datadir", "passphrase", "keys", "ivs"}), op_bootstrap),
-    "startup": (frozenset({"datadir", "passphrase"}), op_startup),
-    "rotate": (frozenset({"datadir", "old_passphrase", "new_passphrase", "ivs"}), op_rotate),
-    "recover": (frozenset({"datadir", "passphrase"}), op_recover),
+    "bootstrap": (
+        frozenset({"datadir", "passphrase", "keys", "ivs", "trace_fs"}),
+        op_bootstrap,
+    ),
+    "startup": (frozenset({"datadir", "passphrase", "trace_fs"}), op_startup),
+    "rotate": (
+        frozenset({"datadir", "old_passphrase", "new_passphrase", "ivs", "trace_fs"}),
+        op_rotate,
+    ),
+    "recover": (frozenset({"datadir", "passphrase", "trace_fs"}), op_recover),
+    "upgrade_keys": (
+        frozenset({"old_datadir", "new_datadir", "passphrase", "trace_fs"}),
+        op_upgrade_keys,
+    ),
     "sql_wrap": (frozenset({"sql_key", "plaintext", "iv"}), op_sql_wrap),
     "sql_unwrap": (frozenset({"sql_key", "wrapped"}), op_sql_unwrap),
 }
+
+
+# Feature flags (ADP_04): randomness injection; the filesystem trace (ADP_05).
+FEATURES = ("inject_randomness", "fs_trace")
 
 
 def hello() -> Json:
@@ -253,7 +304,7 @@ def hello() -> Json:
         "protocol": PROTOCOL_VERSION,
         "implementation": "pgkms-reference",
         "version": __version__,
-        "capabilities": [*OPERATIONS, "inject_randomness"],
+        "capabilities": [*OPERATIONS, *FEATURES],
     }
 
 

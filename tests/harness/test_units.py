@@ -15,6 +15,7 @@ from pgkms_conformance.harness.listing import Entry, differences, read_listing, 
 from pgkms_conformance.harness.oracle import Answer
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.redact import Redactor, describe
+from pgkms_conformance.harness.requirements import title_of
 from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.mutants.zoo import mutant_command
 
@@ -101,6 +102,24 @@ def test_progress_prints_whole_lines_in_a_log() -> None:
     assert lines == ["[vectors] 0 requests, 0 failed", "[scenarios] 0 requests, 0 failed"]
 
 
+def test_progress_in_a_log_ends_each_stage_with_its_final_count() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.begin("vectors")
+    progress.tick(5)
+    progress.tick(2000)  # within the period: not printed as it happens
+    progress.begin("protocol")
+    progress.tick(7)
+    progress.done()
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "[vectors] 0 requests, 0 failed",
+        "[vectors] 2005 requests, 0 failed",
+        "[protocol] 2005 requests, 0 failed",
+        "[protocol] 2012 requests, 0 failed",
+    ]
+
+
 @pytest.mark.req("WRAP_08")
 def test_a_replay_file_reproduces_the_failure(tmp_path: Path) -> None:
     """The shrunk request, fed to the mutant and to the reference, gets different answers."""
@@ -116,3 +135,10 @@ def test_a_replay_file_reproduces_the_failure(tmp_path: Path) -> None:
         answers[name] = json.loads(out.stdout.splitlines()[-1])
     assert answers["reference"]["error"]["code"] == "bad_padding"
     assert answers["mutant"]["ok"] is True
+
+
+@pytest.mark.req("CONF_03")
+def test_requirement_titles_of_other_areas_come_from_the_spec() -> None:
+    assert title_of("CONF_01") == "Read and write compatibility with the 2020 patch"
+    assert title_of("CRASH_07").startswith("Rotation and recovery keep four invariants")
+    assert title_of("SEC_IV") == "security finding a vector demonstrates"

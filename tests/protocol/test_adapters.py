@@ -128,6 +128,24 @@ def scenario(datadir: Path, spare: Path) -> list[tuple[dict[str, Any], str | Non
         ),
         ({"op": "recover", "datadir": d, "passphrase": OTHER}, None),
         ({"op": "recover", "datadir": d, "passphrase": "00"}, "passphrase_too_short"),
+        ({"op": "recover", "datadir": d, "passphrase": OTHER, "trace_fs": True}, None),
+        ({"op": "startup", "datadir": d, "passphrase": OTHER, "trace_fs": True}, None),
+        ({"op": "bootstrap", "datadir": s, "passphrase": PASS, "trace_fs": True}, None),
+        (
+            {"op": "upgrade_keys", "old_datadir": d, "new_datadir": s, "passphrase": PASS},
+            "wrong_passphrase",
+        ),
+        ({"op": "upgrade_keys", "old_datadir": d, "new_datadir": s, "passphrase": OTHER}, None),
+        (
+            {
+                "op": "rotate",
+                "datadir": s,
+                "old_passphrase": OTHER,
+                "new_passphrase": PASS,
+                "trace_fs": True,
+            },
+            None,
+        ),
         (unwrap_ok, None),
         ({"op": "sql_wrap", "sql_key": SQL_KEY[2:], "plaintext": ""}, "malformed_request"),
         ({"op": "sql_unwrap", "sql_key": SQL_KEY, "wrapped": SQL_WRAPPED}, None),
@@ -178,7 +196,7 @@ def test_results_carry_the_expected_values(adapter: AdapterClient, tmp_path: Pat
 def test_hello_announces_every_operation(adapter: AdapterClient) -> None:
     hello = adapter.hello()
     ops = set(schema.operations()) - set(schema.SESSION_OPS)
-    assert hello.capabilities == ops | {"inject_randomness"}
+    assert hello.capabilities == ops | {"inject_randomness", "fs_trace"}
     assert hello.protocol == 1
 
 

@@ -22,7 +22,7 @@ UNKNOWN_SEC = "SEC" + "_NOPE"
 # every one of them, with exactly these numbers.
 PINNED = {
     "PASS": 7, "KDF": 1, "WRAP": 8, "KEY": 3, "DISK": 7, "BOOT": 4, "START": 4, "SQL": 4,
-    "ROT": 6, "REC": 6, "UPG": 1, "ERR": 1, "ADP": 4,
+    "ROT": 6, "REC": 6, "UPG": 1, "ERR": 1, "ADP": 5,
 }  # fmt: skip
 
 

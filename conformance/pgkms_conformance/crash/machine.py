@@ -93,6 +93,19 @@ SPEC_ROTATION: Final = Procedure(
     ),
 )
 
+# --- the spec's bootstrap (BOOT_04) ------------------------------------------------------------
+SPEC_BOOTSTRAP: Final = Procedure(
+    name="spec bootstrap",
+    start="empty",
+    steps=(
+        Step("mkdir", "current", "filling", reqs=("BOOT_04", "DISK_01")),
+        Step("create_file", "current file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
+        Step("fsync_file", "current file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
+        Step("fsync_dir", "current", "written", reqs=("BOOT_04", "DISK_07")),
+        Step("fsync_dir", "datadir", "bootstrapped", reqs=("BOOT_04", "DISK_07")),
+    ),
+)
+
 # --- the spec's recovery actions (REC_03, REC_04), per decision of pgkms.recovery ----------------
 SPEC_RECOVERY: Final[dict[str, Procedure]] = {
     "discard_tmp": Procedure(
@@ -248,7 +261,12 @@ def classify(datadir: str, kind: str, path: str, target: str = "") -> tuple[str,
 
 
 class ProtocolDeviation(Exception):
-    """A recorded trace does not follow its procedure's steps."""
+    """A recorded trace does not follow its procedure's steps; ``reqs`` are those of the step
+    the trace should have taken there (the rules the divergence breaks)."""
+
+    def __init__(self, message: str, reqs: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reqs = reqs
 
 
 def groups(procedure: Procedure) -> Iterator[tuple[Repeat, tuple[Step, ...]]]:
@@ -281,7 +299,8 @@ def match(procedure: Procedure, events: Sequence[tuple[str, Role]]) -> list[str]
             found = " ".join(events[at]) if at < len(events) else "the end of the trace"
             raise ProtocolDeviation(
                 f"{procedure.name}: operation {at + 1}: expected {step.kind} {step.role}, "
-                f"found {found}"
+                f"found {found}",
+                step.reqs,
             )
         phases.append(step.phase)
         at += 1
@@ -298,10 +317,13 @@ def match(procedure: Procedure, events: Sequence[tuple[str, Role]]) -> list[str]
         if repeat == "per_key_file" and rounds != len(KEY_FILE_NAMES):
             raise ProtocolDeviation(
                 f"{procedure.name}: {group[0].kind} {group[0].role}: expected "
-                f"{len(KEY_FILE_NAMES)} rounds, found {rounds}"
+                f"{len(KEY_FILE_NAMES)} rounds, found {rounds}",
+                group[0].reqs,
             )
     if at != len(events):
+        last = procedure.steps[-1].reqs if procedure.steps else ("REC_01",)
         raise ProtocolDeviation(
-            f"{procedure.name}: operation {at + 1} ({' '.join(events[at])}) is past the last step"
+            f"{procedure.name}: operation {at + 1} ({' '.join(events[at])}) is past the last step",
+            last,
         )
     return phases

@@ -70,7 +70,7 @@ def leaked_secret(params: Json, answer: Answer) -> bool:
                 collect(item)
 
     for name, value in params.items():
-        if name not in ("datadir", "command", "purpose"):
+        if name not in ("datadir", "old_datadir", "new_datadir", "command", "purpose"):
             collect(value)
     return any(len(v) >= 12 and v in answer.message for v in values)
 

@@ -44,6 +44,8 @@ PROFILES: Final = (
             "startup",
             "rotate",
             "recover",
+            "upgrade_keys",
+            "fs_trace",
         ),
         ("",),  # every requirement
     ),

@@ -1,6 +1,8 @@
 """Live progress: one updating line on a terminal, a line every few seconds otherwise (CI logs).
 
-Progress shows counts only (stage, requests sent, failures so far), never a value.
+Progress shows counts only (stage, requests sent, failures so far), never a value. In a log,
+a stage's line is printed when it begins and, if the counts moved since, again when it ends, so
+the last line of a stage carries its final count.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ class Progress:
         self.failures = 0
         self._last = 0.0
         self._width = 0
+        self._shown = ""  # the last line written in a log
 
     def begin(self, stage: str) -> None:
+        self._final()
         self.stage = stage
         self._show(force=True)
 
@@ -36,7 +40,16 @@ class Progress:
         self.failures += 1
         self._show(force=self.tty)
 
+    def _final(self) -> None:
+        """In a log, the ending stage's counts, unless that exact line is already there."""
+        if self.enabled and not self.tty and self.stage and self._text() != self._shown:
+            self._show(force=True)
+
+    def _text(self) -> str:
+        return f"[{self.stage}] {self.requests} requests, {self.failures} failed"
+
     def done(self) -> None:
+        self._final()
         if self.tty and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
@@ -49,7 +62,7 @@ class Progress:
         if not force and now - self._last < (_PERIOD_TTY if self.tty else _PERIOD_LOG):
             return
         self._last = now
-        text = f"[{self.stage}] {self.requests} requests, {self.failures} failed"
+        text = self._shown = self._text()
         if self.tty:
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)

@@ -2,22 +2,24 @@
 
 ``unobservable`` says why a requirement cannot be judged through the adapter protocol; such a
 requirement is reported as not applicable, with that reason, instead of silently passing. The
-durability rules are the main case: the adapter reports results, not the fsync calls behind them,
-so a missing fsync is found by the crash-state explorer (``pgkms-conformance crash``), which runs
-the protocols on a simulated filesystem, never by this harness.
+durability rules (DISK_07, BOOT_04, REC_06) are judged on the IUT's own filesystem trace when it
+claims the ``fs_trace`` capability (ADP_05; stage ``durability``), and reported unsupported when
+it does not.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Final
+
+from pgkms_conformance.trace import read_definitions
 
 REQUIREMENT_ID = re.compile(
     r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
 )
-
-_CRASH_ONLY = "durability is invisible through the adapter; checked by the crash explorer"
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,11 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "DISK_04": Requirement("record id outside 0..2 -> record_id_invalid"),
     "DISK_05": Requirement("record id differs from file name -> record_id_mismatch"),
     "DISK_06": Requirement("exactly the three files; unexpected/missing/absent errors"),
-    "DISK_07": Requirement("files, directories and PGDATA fsynced", _CRASH_ONLY),
+    "DISK_07": Requirement("files, directories and PGDATA fsynced"),
     "BOOT_01": Requirement("bootstrap refuses when keys exist"),
     "BOOT_02": Requirement("bootstrap checks the passphrase before writing"),
     "BOOT_03": Requirement("randomness order: keys 0,1,2 then IVs 0,1,2"),
-    "BOOT_04": Requirement("bootstrap durability sequence", _CRASH_ONLY),
+    "BOOT_04": Requirement("bootstrap durability sequence"),
     "START_01": Requirement("startup: length rules, KEK, recovery before reading"),
     "START_02": Requirement("startup check order"),
     "START_03": Requirement("all HMACs fail -> wrong_passphrase; some -> hmac_mismatch"),
@@ -76,19 +78,14 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "REC_03": Requirement("current valid -> discard tmp"),
     "REC_04": Requirement("current invalid, tmp valid -> adopt tmp"),
     "REC_05": Requirement("neither valid -> no_valid_key_set, nothing changed"),
-    "REC_06": Requirement(
-        "recovery is idempotent across crashes",
-        "crash states come from the crash explorer; only its crash_recovery vectors reach the IUT",
-    ),
-    "UPG_01": Requirement(
-        "pg_upgrade checks the passphrase before copying",
-        "the adapter protocol v1 has no pg_upgrade operation",
-    ),
+    "REC_06": Requirement("recovery is idempotent across crashes"),
+    "UPG_01": Requirement("pg_upgrade checks the passphrase before copying"),
     "ERR_01": Requirement("stable error codes; no secret in any message"),
     "ADP_01": Requirement("adapter framing: one JSON line per request, survives bad input"),
     "ADP_02": Requirement("bytes as lowercase hex"),
     "ADP_03": Requirement("failures carry a stable code; protocol error codes"),
     "ADP_04": Requirement("hello: protocol 1, capabilities"),
+    "ADP_05": Requirement("fs_trace: the filesystem operations the IUT really performed"),
 }
 
 
@@ -102,10 +99,23 @@ _OTHER_KINDS = {
 }
 
 
+@cache
+def spec_titles(root: Path | None = None) -> dict[str, str]:
+    """Titles of the spec's ``req`` items, parsed from ``spec/`` as the trace check does; empty
+    when the package runs without its source tree (an installed wheel has no ``spec/``)."""
+    root = root or Path(__file__).resolve().parents[3]
+    if not (root / "spec" / "chapters").is_dir():
+        return {}
+    return {d.id: d.title for d in read_definitions(root, []) if d.kind == "req"}
+
+
 def title_of(req_id: str) -> str:
     known = REQUIREMENTS.get(req_id)
     if known is not None:
         return known.title
+    titled = spec_titles().get(req_id)
+    if titled:
+        return titled
     return _OTHER_KINDS.get(req_id.split("_", maxsplit=1)[0], "(not in the requirement table)")
 
 

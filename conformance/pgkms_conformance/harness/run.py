@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.durability import run_durability
 from pgkms_conformance.harness.model import Case, Report, StageSummary, Verdict
 from pgkms_conformance.harness.oracle import Request
 from pgkms_conformance.harness.progress import Progress
@@ -22,7 +23,7 @@ from pgkms_conformance.harness.session import IutSession, RunAborted
 from pgkms_conformance.harness.vector_stage import load_vectors, run_vectors
 from pgkms_conformance.protocol.client import AdapterFailure
 
-STAGES = ("protocol", "vectors", "properties", "scenarios")
+STAGES = ("protocol", "vectors", "properties", "scenarios", "durability")
 
 
 @dataclass
@@ -69,6 +70,7 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
             "vectors": lambda: run_vectors(ctx, files),
             "properties": lambda: run_properties(ctx),
             "scenarios": lambda: run_scenarios(ctx),
+            "durability": lambda: run_durability(ctx),
         }
         for name in config.stages:
             if session.aborted is not None:

@@ -506,7 +506,89 @@ def recoveries(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     yield run_step(ctx, ws, "startup", step, ws.fresh({**good_b, **tmp_a})).case
 
 
-SCENARIOS = (lifecycle, bootstrap_refusals, corruptions, recoveries)
+def upgrades(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
+    """pg_upgrade (UPG_01): the old cluster's records copied byte for byte once they open under
+    the new cluster's passphrase; a refusal leaves both clusters as they were."""
+    old_keys = [drbg(s.seed, f"old cluster key {i}", 64) for i in range(3)]
+    for key in old_keys:
+        ctx.redactor.add(key)
+    old = key_set(ws, s.a, old_keys, s.ivs2)
+    new_a = key_set(ws, s.a, s.keys, s.ivs)
+    new_b = key_set(ws, s.b, s.keys, s.ivs)
+    damaged = edit(old, f"{KD}/0001", flip(4 + 3))
+    cases: list[tuple[str, Listing, Listing, bytes]] = [
+        ("good copy", old, new_a, s.a),
+        ("another passphrase", old, new_b, s.b),
+        ("damaged old key set", damaged, new_a, s.a),
+    ]
+    for name, old_listing, new_listing, passphrase in cases:
+        yield _upgrade_case(ctx, ws, name, (old_listing, new_listing), passphrase)
+
+
+def _upgrade_case(
+    ctx: Context, ws: Workspace, name: str, clusters: tuple[Listing, Listing], passphrase: bytes
+) -> Case:
+    old, new = clusters
+    full = f"upgrade/{name}"
+    source = {"scenario": "upgrade", "step": name, "op": "upgrade_keys"}
+    if not ctx.session.supports("upgrade_keys"):
+        return Case("scenarios", full, Verdict.UNSUPPORTED, ("UPG_01",), source)
+    ref_old, ref_new = ws.fresh(old), ws.fresh(new)
+    expected = oracle(
+        "upgrade_keys",
+        {"old_datadir": str(ref_old), "new_datadir": str(ref_new), "passphrase": passphrase.hex()},
+    )
+    iut_old, iut_new = ws.fresh(old), ws.fresh(new)
+    params = {
+        "old_datadir": str(iut_old),
+        "new_datadir": str(iut_new),
+        "passphrase": passphrase.hex(),
+    }
+    try:
+        found = ctx.ask("upgrade_keys", params)
+    except AdapterFailure as exc:
+        ctx.session.recover_from(exc)
+        ctx.progress.failed()
+        return Case(
+            "scenarios",
+            full,
+            Verdict.FAILED,
+            ("UPG_01", "ADP_01"),
+            source,
+            expected="a response line",
+            found=exc.kind,
+        )
+    problems: list[tuple[str, str]] = []
+    if leaked_secret(params, found):
+        problems.append(("ERR_01", f"the message of error {found.code} contains a secret"))
+    if not found.agrees_with(expected):
+        problems.append(("UPG_01", "the answer differs from the reference's"))
+    for label, want, got in (
+        ("new cluster", read_listing(ref_new), read_listing(iut_new)),
+        ("old cluster", read_listing(ref_old), read_listing(iut_old)),
+    ):
+        problems += [
+            (rule, f"{label}: {text}")
+            for rule, text in differences(want, got, True, "UPG_01", "UPG_01")
+        ]
+    if not problems:
+        return Case("scenarios", full, Verdict.PASSED, ("UPG_01",), source)
+    ctx.progress.failed()
+    replay = ctx.replays.scenario(full, to_json(old), Request("upgrade_keys", params))
+    return Case(
+        "scenarios",
+        full,
+        Verdict.FAILED,
+        tuple(dict.fromkeys(r for r, _ in problems)),
+        source,
+        expected=expected.summary(),
+        found=found.summary(),
+        detail="; ".join(f"{r}: {text}" for r, text in problems),
+        replay=replay,
+    )
+
+
+SCENARIOS = (lifecycle, bootstrap_refusals, corruptions, recoveries, upgrades)
 
 
 def run_scenarios(ctx: Context) -> Iterator[Case]:

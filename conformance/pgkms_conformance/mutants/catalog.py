@@ -1,14 +1,11 @@
 """The mutants: one deviation each, the requirement it violates, and the patch that makes it.
 
 ``caught_by`` says which tool is expected to catch it: ``harness`` (this package's ``run``) or
-``crash_explorer`` for the durability rules (DISK_07), which the adapter protocol cannot show:
-an adapter answers with results, not with the fsync calls behind them, and a missing fsync
-leaves every answer and every file unchanged until a power cut. Spying on the IUT's system calls
-(strace, LD_PRELOAD) is neither portable nor language-neutral, so the zoo records such a mutant
-honestly as outside the harness's reach. The crash explorer checks the durability sequence of
-the reference's protocol code on a simulated filesystem; it cannot run ``pgkms_independent``
-(which does not go through the reference's ``FileSystem`` seam), so for a third-party IUT
-durability remains a matter for review or the IUT's own crash tests.
+``crash_explorer`` (the reference's protocol code on a simulated filesystem). Every mutant is now
+a harness one: the durability rules (DISK_07, BOOT_04, ROT_04..ROT_06) are judged on the IUT's
+self-reported filesystem trace (capability ``fs_trace``, ADP_05), which ``pgkms_independent``
+records in its disk layer, on the code path that does the work; a mutant that drops an fsync
+drops its trace entry with it.
 
 Patches import ``pgkms_independent`` lazily: the catalog itself can be listed without it.
 """
@@ -520,6 +517,80 @@ def no_directory_fsync() -> None:
     rebind("disk", "sync_dir", lambda path: None)
 
 
+def _swap_without(*skipped: int) -> Callable[..., None]:
+    """``Cluster._swap_in`` (rotation's and upgrade's swap) leaving out some of its syncs,
+    numbered in order: 0 tmp dir, 1 PGDATA after tmp, 2 PGDATA after removal, 3 after rename."""
+    disk = module("disk")
+    keystore = module("keystore")
+
+    def swap_in(self: Any, wrapped: Any) -> None:
+        syncs = iter(range(4))
+
+        def sync(path: str) -> None:
+            if next(syncs) not in skipped:
+                disk.sync_dir(path)
+
+        disk.make_dir(self.staging.path, keystore.DIR_MODE)
+        for key_id, blob in enumerate(wrapped):
+            record = original("codec", "pack_record")(key_id, blob)
+            disk.write_new_file(self.staging.file(key_id), record, keystore.FILE_MODE)
+        sync(self.staging.path)
+        sync(self.datadir)
+        self.current.destroy()
+        sync(self.datadir)
+        disk.rename(self.staging.path, self.current.path)
+        sync(self.datadir)
+
+    return swap_in
+
+
+def tmp_not_durable_before_removal() -> None:
+    set_method("keystore", "Cluster", "_swap_in", _swap_without(0, 1))
+
+
+def no_pgdata_fsync_after_rename() -> None:
+    set_method("keystore", "Cluster", "_swap_in", _swap_without(3))
+
+
+def bootstrap_without_pgdata_fsync() -> None:
+    bootstrap = original("keystore", "Cluster").bootstrap
+
+    def bootstrap_mut(self: Any, passphrase: bytes, entropy: Any = None) -> Any:
+        self._sync = lambda: None  # the key directory's own entry is never made durable
+        try:
+            return bootstrap(self, passphrase, entropy)
+        finally:
+            del self._sync
+
+    set_method("keystore", "Cluster", "bootstrap", bootstrap_mut)
+
+
+def recovery_removes_current_first() -> None:
+    recover = original("keystore", "Cluster").recover
+
+    def recover_mut(self: Any, kek: Any) -> str:
+        present = self.staging.present() and self.current.present()
+        if present and not self.current.holds_valid_set(kek):
+            self.current.destroy()  # before anyone knows whether tmp is any better
+            self._sync()
+        return str(recover(self, kek))
+
+    set_method("keystore", "Cluster", "recover", recover_mut)
+
+
+def upgrade_copies_before_checking() -> None:
+    derive, effective = original("primitives", "derive"), original("passphrase", "effective")
+    purpose = original("passphrase", "Purpose")
+
+    def adopt_mut(self: Any, old: Any, passphrase: bytes) -> None:  # DEV_UPGRADE
+        kek = derive(effective(passphrase, purpose.STARTUP))
+        records = old.current.read_records()
+        self._swap_in([record.wrapped_key for record in records])
+        old.current.unlock(kek)  # too late: the new cluster's keys are already replaced
+
+    set_method("keystore", "Cluster", "adopt_keys_of", adopt_mut)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("hmac_over_iv", "WRAP_04", "the HMAC covers IV || C instead of C", hmac_over_iv),
     Mutant("kek_halves_swapped", "KDF_01", "enc = D[32:64], mac = D[0:32]", kek_halves_swapped),
@@ -576,12 +647,36 @@ MUTANTS: tuple[Mutant, ...] = (
         "with no valid set, tmp is renamed into place anyway",
         recovery_adopts_invalid_tmp,
     ),
+    Mutant("no_directory_fsync", "DISK_07", "directories are never fsynced", no_directory_fsync),
     Mutant(
-        "no_directory_fsync",
-        "DISK_07",
-        "directories are never fsynced",
-        no_directory_fsync,
-        caught_by="crash_explorer",
+        "tmp_not_durable_before_removal",
+        "ROT_04",
+        "rotation removes the old set before fsyncing pg_cryptokeys_tmp and PGDATA",
+        tmp_not_durable_before_removal,
+    ),
+    Mutant(
+        "no_pgdata_fsync_after_rename",
+        "ROT_06",
+        "rotation does not fsync PGDATA after the rename (DEV_FSYNC)",
+        no_pgdata_fsync_after_rename,
+    ),
+    Mutant(
+        "bootstrap_without_pgdata_fsync",
+        "BOOT_04",
+        "bootstrap does not fsync PGDATA after creating pg_cryptokeys",
+        bootstrap_without_pgdata_fsync,
+    ),
+    Mutant(
+        "recovery_removes_current_first",
+        "REC_05",
+        "recovery removes an invalid pg_cryptokeys before checking pg_cryptokeys_tmp",
+        recovery_removes_current_first,
+    ),
+    Mutant(
+        "upgrade_copies_before_checking",
+        "UPG_01",
+        "upgrade_keys copies the old records, then checks the passphrase (DEV_UPGRADE)",
+        upgrade_copies_before_checking,
     ),
     Mutant(
         "short_passphrase_accepted",

@@ -9,6 +9,9 @@ N requests after it, then misbehaves according to MODE:
   wrongid  answers with another request id
   noinject a correct IUT without inject_randomness (requests carrying iv/ivs/keys are refused)
   format_only  a correct IUT of the ``format`` profile only, without inject_randomness
+  notrace  a correct IUT without fs_trace (requests carrying trace_fs are refused)
+  badtrace a correct IUT whose fs_trace leaves out the renames it performs (a trace that does
+           not account for the disk)
   leak     never stops; every error message, and stderr, echo the request's values in hex, raw
            text and base64, and every result comes back altered (so the harness reports many
            failures, each a chance to leak); it dies on ``rotate``, secrets in its stderr tail
@@ -51,7 +54,7 @@ def _alter(result: dict[str, Any]) -> dict[str, Any]:
 
 
 FORMAT_OPS = {"derive_kek", "wrap", "unwrap", "encode_record", "decode_record"}
-PARTIAL = ("noinject", "format_only")
+PARTIAL = ("noinject", "format_only", "notrace", "badtrace")
 
 
 def _partial(mode: str, raw: dict[str, Any], line: str) -> dict[str, Any]:
@@ -60,9 +63,24 @@ def _partial(mode: str, raw: dict[str, Any], line: str) -> dict[str, Any]:
     op = raw.get("op")
     if op == "hello":
         caps = response["result"]["capabilities"]
-        caps.remove("inject_randomness")
+        if mode == "notrace":
+            caps.remove("fs_trace")
+        elif mode != "badtrace":
+            caps.remove("inject_randomness")
         if mode == "format_only":
             caps[:] = [c for c in caps if c in FORMAT_OPS]
+        return response
+    if mode == "badtrace" and response["ok"] and "fs_trace" in response["result"]:
+        trace = response["result"]["fs_trace"]
+        trace[:] = [entry for entry in trace if entry["op"] != "rename"]
+        return response
+    if mode in ("notrace", "badtrace"):
+        if "trace_fs" in raw and mode == "notrace":
+            return {
+                "id": raw.get("id"),
+                "ok": False,
+                "error": {"code": "malformed_request", "message": "unknown field(s): trace_fs"},
+            }
         return response
     error = None
     if not response["ok"] and response["error"]["code"] == "malformed_request":

@@ -1,0 +1,414 @@
+"""Stage 5: durability, judged on the IUT's own filesystem trace (capability ``fs_trace``).
+
+Two checks, both on what the IUT reports it did (ADP_05), both language-neutral:
+
+- *Sequence*: the traces of bootstrap, rotation and each recovery decision must follow the
+  procedures of ``crash/machine.py`` (the transition data the crash explorer checks the
+  reference against, and the spec draws its tables from): BOOT_04, ROT_04..ROT_06,
+  REC_03/REC_04, DISK_07. The first divergence is reported as "expected ... found ...", charged
+  to the requirements of the step the trace should have taken.
+- *Crash exploration*: the IUT's rotation trace is replayed on the crash explorer's simulated
+  filesystem; every crash image it allows is written to a fresh directory and the IUT's startup
+  runs on it with the old and with the new passphrase. Invariants I1..I4 (CRASH_07) are checked
+  by the explorer's own ``check``; only how startup is run differs (the IUT, through the
+  adapter, instead of the reference in process). A crash during the IUT's startup is explored
+  by replaying the startup's own trace (I3, REC_06).
+
+Without ``fs_trace`` every requirement of this stage is reported unsupported: the adapter's
+answers and files cannot show a missing fsync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from pgkms.errors import KmsError
+from pgkms.secret import Secret
+
+from pgkms_conformance.crash.explorer import SPEC, Explorer, Found, Outcome, Violation
+from pgkms_conformance.crash.machine import (
+    SPEC_BOOTSTRAP,
+    SPEC_RECOVERY,
+    SPEC_ROTATION,
+    Procedure,
+    ProtocolDeviation,
+    classify,
+    match,
+)
+from pgkms_conformance.crash.simfs import ROOT, CrashState, Image, Op, SimFileSystem
+from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.fstrace import (
+    BadTrace,
+    TraceOp,
+    faithful,
+    image_of,
+    listing_of,
+    parse_trace,
+    replay,
+)
+from pgkms_conformance.harness.listing import Listing, read_listing
+from pgkms_conformance.harness.model import Case, Verdict
+from pgkms_conformance.harness.oracle import Answer, Json
+from pgkms_conformance.harness.scenarios import Secrets, Workspace, as_tmp, key_set, rotated
+from pgkms_conformance.harness.session import RunAborted
+from pgkms_conformance.protocol.client import AdapterFailure
+
+STAGE: Final = "durability"
+# Distinct crash images explored per rotation; the reference's rotation gives 39. An IUT whose
+# trace leaves far more (e.g. no directory fsync at all) is explored up to the cap, and the cap
+# is reported.
+STATE_CAP: Final = 400
+NOTHING: Final = Procedure(name="spec recovery: nothing", start="stable", steps=())
+
+# What breaking an invariant says about the IUT (the crash model's CRASH_07, and the rule that
+# the invariant restates).
+INVARIANT_REQS: Final = {
+    "I1": ("CRASH_07", "REC_05"),
+    "I2": ("CRASH_07", "REC_03", "REC_04"),
+    "I3": ("CRASH_07", "REC_06"),
+    "I4": ("CRASH_07", "START_04"),
+}
+UNSUPPORTED_REQS: Final = (
+    "DISK_07",
+    "BOOT_04",
+    "ROT_04",
+    "ROT_05",
+    "ROT_06",
+    "REC_03",
+    "REC_04",
+    "REC_06",
+    "CRASH_07",
+    "ADP_05",
+)
+
+
+class Capped(Exception):
+    """The exploration reached ``STATE_CAP`` distinct images."""
+
+
+@dataclass
+class Figures:
+    """What the stage measured, for the report's source fields."""
+
+    rotation_ops: int = 0
+    states: int = 0
+    recovery_states: int = 0
+    startups: int = 0
+    capped: bool = False
+
+
+def _case(name: str, verdict: Verdict, reqs: tuple[str, ...], **extra: object) -> Case:
+    expected, found, detail = (str(extra.pop(k, "")) for k in ("expected", "found", "detail"))
+    return Case(STAGE, name, verdict, reqs, dict(extra), expected, found, detail)
+
+
+def _traced(ctx: Context, op: str, params: Json) -> tuple[Answer, list[TraceOp]]:
+    answer = ctx.ask(op, {**params, "trace_fs": True})
+    if not answer.ok:
+        return answer, []
+    return answer, parse_trace(answer.result.get("fs_trace"))
+
+
+def check_sequence(ops: list[TraceOp], procedure: Procedure) -> ProtocolDeviation | None:
+    """None when the trace follows ``procedure``; else the first divergence."""
+    try:
+        events = [classify(ROOT, op.kind, op.path, op.target) for op in ops]
+    except ValueError as exc:
+        first = procedure.steps[0].reqs if procedure.steps else ("REC_01",)
+        return ProtocolDeviation(f"{procedure.name}: {exc}".replace(ROOT + "/", ""), first)
+    try:
+        match(procedure, events)
+    except ProtocolDeviation as exc:
+        return exc
+    return None
+
+
+def _sequence_case(
+    name: str, ops: list[TraceOp], procedure: Procedure, covered: tuple[str, ...]
+) -> Case:
+    deviation = check_sequence(ops, procedure)
+    source = {"check": "trace against the spec's procedure", "procedure": procedure.name}
+    if deviation is None:
+        return _case(name, Verdict.PASSED, covered, **source)
+    expected, _, found = str(deviation).partition(", found ")
+    return _case(
+        name,
+        Verdict.FAILED,
+        tuple(dict.fromkeys(deviation.reqs or covered)),
+        **source,
+        expected=expected,
+        found=found or str(deviation),
+        detail="trace: " + "; ".join(str(op) for op in ops),
+    )
+
+
+# -- the crash explorer, with the IUT's startup --------------------------------------------------
+class IutExplorer(Explorer):
+    """The reference explorer's invariant checks, run on the IUT: ``startup_outcome`` and
+    ``crashed_startups`` ask the IUT instead of running the reference in process."""
+
+    def __init__(self, ctx: Context, ws: Workspace, figures: Figures) -> None:
+        super().__init__(SPEC)
+        self.ctx = ctx
+        self.ws = ws
+        self.figures = figures
+        self._runs: dict[tuple[Image, bytes], tuple[Outcome, list[TraceOp], dict[int, bytes]]] = {}
+
+    def _run(
+        self, image: Image, passphrase: bytes
+    ) -> tuple[Outcome, list[TraceOp], dict[int, bytes]]:
+        key = (image, passphrase)
+        if key not in self._runs:
+            directory = self.ws.fresh(listing_of(image))
+            params = {"datadir": str(directory), "passphrase": passphrase.hex()}
+            answer, ops = _traced(self.ctx, "startup", params)
+            self.figures.startups += 1
+            after = read_listing(directory)
+            contents = faithful(ops, image, after) if answer.ok else {}
+            keys = (
+                tuple(bytes.fromhex(str(k)) for k in answer.result.get("keys", []))
+                if answer.ok
+                else None
+            )
+            outcome = Outcome(
+                None if answer.ok else answer.code,
+                keys,
+                image_of(after),
+                self._decision(image, passphrase),
+            )
+            self._runs[key] = (outcome, ops, contents)
+        return self._runs[key]
+
+    def _decision(self, image: Image, passphrase: bytes) -> str:
+        """The reference's recovery decision for the image: only used to describe states."""
+        try:
+            return SPEC.decide(SimFileSystem(image, ROOT), ROOT, Secret(passphrase))
+        except KmsError:
+            return "fail"
+
+    def startup_outcome(self, image: Image, passphrase: bytes) -> tuple[Outcome, list[Op]]:
+        outcome, ops, _ = self._run(image, passphrase)
+        return outcome, [op.as_op() for op in ops]
+
+    def crashed_startups(self, image: Image, passphrase: bytes) -> list[tuple[int, CrashState]]:
+        outcome, ops, contents = self._run(image, passphrase)
+        found: dict[Image, tuple[int, CrashState]] = {}
+        for point in range(len(ops) + 1):
+            fs = replay(ops, image, contents, crash_after=point)
+            for state in fs.crash_states(self.ordering, self.torn):
+                if state.image != image and state.image not in found:
+                    found[state.image] = (point, state)
+        for point, state in found.values():
+            self.recovery_states.setdefault(
+                state.image,
+                (state, f"recovery ({outcome.decision}) crashed after {point} operation(s)"),
+            )
+        return list(found.values())
+
+
+def _describe(v: Violation, ops: list[TraceOp]) -> str:
+    where = (
+        "before the rotation's first operation"
+        if v.crash_point == 0
+        else f"after operation {v.crash_point} of the rotation ({ops[v.crash_point - 1]})"
+    )
+    lost = "; ".join(s.replace(ROOT + "/", "") for s in v.state.lost) or "nothing"
+    text = f"power lost {where}; the crash lost: {lost}"
+    if v.state.torn:
+        text += "; torn: " + "; ".join(v.state.torn)
+    text += f"; startup with the {v.passphrase} passphrase"
+    return text + (f"; {v.detail}" if v.detail else "")
+
+
+def explore_rotation(ctx: Context, ws: Workspace, figures: Figures) -> Iterator[Case]:
+    """Rotate once with the IUT, check the trace, then crash it everywhere (CRASH_07)."""
+    explorer = IutExplorer(ctx, ws, figures)
+    scenario = explorer.scenario
+    for secret in (scenario.old, scenario.new, *scenario.keys):
+        ctx.redactor.add(secret)
+    directory = ws.fresh(listing_of(explorer.initial))
+    params: Json = {
+        "datadir": str(directory),
+        "old_passphrase": scenario.old.hex(),
+        "new_passphrase": scenario.new.hex(),
+    }
+    if ctx.session.supports("inject_randomness"):
+        params["ivs"] = [iv.hex() for iv in scenario.ivs("rotation")]
+    answer, ops = _traced(ctx, "rotate", params)
+    if not answer.ok:
+        yield _case(
+            "rotation trace",
+            Verdict.FAILED,
+            ("ROT_01",),
+            expected="a rotation of a freshly bootstrapped cluster",
+            found=answer.summary(),
+        )
+        return
+    figures.rotation_ops = len(ops)
+    after = read_listing(directory)
+    try:
+        contents = faithful(ops, explorer.initial, after)
+    except BadTrace as exc:
+        yield _case(
+            "rotation trace accounts for the disk", Verdict.FAILED, ("ADP_05",), found=str(exc)
+        )
+        return
+    yield _case("rotation trace accounts for the disk", Verdict.PASSED, ("ADP_05",))
+    yield _sequence_case(
+        "rotation sequence", ops, SPEC_ROTATION, ("ROT_04", "ROT_05", "ROT_06", "DISK_07")
+    )
+    states: dict[Image, Found] = {}
+    try:
+        for point in range(len(ops) + 1):
+            fs = replay(ops, explorer.initial, contents, crash_after=point)
+            for state in fs.crash_states(explorer.ordering, explorer.torn):
+                if state.image not in states:
+                    if len(states) >= STATE_CAP:
+                        raise Capped
+                    states[state.image] = Found(state, point, f"after {point} operation(s)")
+    except Capped:
+        figures.capped = True
+    figures.states = len(states)
+    violations: dict[tuple[str, str], Violation] = {}
+    for found in states.values():
+        for v in explorer.check(found):
+            key = (v.invariant, v.reason)
+            rank = (v.crash_point, v.state.severity, v.detail)
+            best = violations.get(key)
+            if best is None or rank < (best.crash_point, best.state.severity, best.detail):
+                violations[key] = v
+    figures.recovery_states = len(explorer.recovery_states)
+    source: dict[str, object] = {
+        "check": "crash exploration of the IUT's rotation trace",
+        "rotation operations": figures.rotation_ops,
+        "crash states": figures.states,
+        "recovery crash states": figures.recovery_states,
+        "startups": figures.startups,
+    }
+    if figures.capped:
+        source["capped at"] = STATE_CAP
+    if not violations:
+        yield _case(
+            "crash states of the rotation", Verdict.PASSED, ("CRASH_07", "REC_06"), **source
+        )
+        return
+    for (invariant, reason), v in sorted(violations.items()):
+        ctx.progress.failed()
+        yield _case(
+            f"crash states of the rotation: {invariant}",
+            Verdict.FAILED,
+            INVARIANT_REQS[invariant],
+            **source,
+            expected=f"invariant {invariant} in every crash state",
+            found=reason,
+            detail="minimal example: " + _describe(v, ops),
+        )
+
+
+# -- sequences of bootstrap and recovery ------------------------------------------------------
+def bootstrap_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
+    params: Json = {"datadir": str(ws.fresh()), "passphrase": s.a.hex()}
+    if ctx.session.supports("inject_randomness"):
+        params |= {"keys": [k.hex() for k in s.keys], "ivs": [v.hex() for v in s.ivs]}
+    answer, ops = _traced(ctx, "bootstrap", params)
+    if not answer.ok:
+        yield _case(
+            "bootstrap sequence",
+            Verdict.FAILED,
+            ("BOOT_04",),
+            expected="ok",
+            found=answer.summary(),
+        )
+        return
+    yield _sequence_case("bootstrap sequence", ops, SPEC_BOOTSTRAP, ("BOOT_04", "DISK_07"))
+
+
+def recovery_sequences(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
+    good_a = key_set(ws, s.a, s.keys, s.ivs)
+    good_b = rotated(ws, good_a, s.a, s.b, s.ivs2)
+    states: list[tuple[str, Listing, str, Procedure, tuple[str, ...]]] = [
+        ("nothing", good_a, "nothing", NOTHING, ("REC_01",)),
+        (
+            "discard_tmp",
+            {**good_a, **as_tmp(good_b)},
+            "discard_tmp",
+            SPEC_RECOVERY["discard_tmp"],
+            ("REC_03", "DISK_07"),
+        ),
+        (
+            "adopt_tmp",
+            {**good_b, **as_tmp(good_a)},
+            "adopt_tmp",
+            SPEC_RECOVERY["adopt_tmp"],
+            ("REC_04", "DISK_07"),
+        ),
+        (
+            "adopt_tmp without pg_cryptokeys",
+            as_tmp(good_a),
+            "adopt_tmp",
+            SPEC_RECOVERY["adopt_tmp (no current)"],
+            ("REC_04", "DISK_07"),
+        ),
+    ]
+    for name, listing, decision, procedure, covered in states:
+        directory = ws.fresh(listing)
+        answer, ops = _traced(ctx, "recover", {"datadir": str(directory), "passphrase": s.a.hex()})
+        if not answer.ok or answer.result.get("decision") != decision:
+            yield _case(
+                f"recovery sequence: {name}",
+                Verdict.FAILED,
+                covered[:1],
+                expected=f"decision {decision}",
+                found=answer.summary(),
+            )
+            continue
+        try:
+            faithful(ops, image_of(listing), read_listing(directory))
+        except BadTrace as exc:
+            yield _case(f"recovery trace: {name}", Verdict.FAILED, ("ADP_05",), found=str(exc))
+            continue
+        yield _sequence_case(f"recovery sequence: {name}", ops, procedure, covered)
+
+
+# -- the stage ----------------------------------------------------------------------------------
+def run_durability(ctx: Context) -> Iterator[Case]:
+    if not ctx.session.supports("fs_trace"):
+        reason = "the IUT does not claim fs_trace: durability cannot be seen through the adapter"
+        yield _case("durability", Verdict.UNSUPPORTED, UNSUPPORTED_REQS, reason=reason)
+        return
+    ws = Workspace()
+    figures = Figures()
+    secrets = Secrets.derive(ctx.seed)
+    for value in (secrets.a, secrets.b, *secrets.keys):
+        ctx.redactor.add(value)
+    parts: tuple[tuple[str, str, Callable[[], Iterator[Case]]], ...] = (
+        ("bootstrap", "bootstrap", lambda: bootstrap_sequence(ctx, ws, secrets)),
+        ("recover", "recover", lambda: recovery_sequences(ctx, ws, secrets)),
+        ("rotate", "rotation", lambda: explore_rotation(ctx, ws, figures)),
+    )
+    try:
+        for op, label, part in parts:
+            if not ctx.session.supports(op, "startup"):
+                yield _case(f"{label} durability", Verdict.UNSUPPORTED, UNSUPPORTED_REQS)
+                continue
+            try:
+                yield from part()
+            except BadTrace as exc:
+                ctx.progress.failed()
+                yield _case(f"{label} trace", Verdict.FAILED, ("ADP_05",), found=str(exc))
+            except AdapterFailure as exc:
+                ctx.session.recover_from(exc)
+                ctx.progress.failed()
+                yield _case(
+                    f"{label} durability",
+                    Verdict.FAILED,
+                    ("ADP_01",),
+                    expected="a response line",
+                    found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
+                )
+    except RunAborted:
+        return
+    finally:
+        ws.close()
