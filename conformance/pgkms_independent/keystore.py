@@ -242,4 +242,5 @@ class Cluster:
         records = old.current.read_records()
         old.current.unlock(kek)  # the check: every key opens under this cluster's passphrase
         self.recover(kek)
+        self.current.read_records()  # key management must be on here too; refuse before writing
         self._swap_in([record.wrapped_key for record in records])

@@ -26,7 +26,8 @@ def copy_keys_for_upgrade(
     1. Recover both clusters (an interrupted rotation must not be copied half-done).
     2. Read the old records and open them under ``passphrase`` (the new cluster's): a failure
        here stops the upgrade with nothing written.
-    3. Replace the new cluster's key set with the old records (ROT_04..ROT_06 swap).
+    3. Recover the new cluster and check it has a complete key set (key management on).
+    4. Replace the new cluster's key set with the old records (ROT_04..ROT_06 swap).
     """
     fs = fs or OsFileSystem()
     kek = derive_kek(check_passphrase(passphrase.reveal(), Purpose.STARTUP))
@@ -35,5 +36,8 @@ def copy_keys_for_upgrade(
     records = read_key_set(fs, old_dir)
     keys = open_key_set(kek, records, old_dir)
     recover(fs, new_datadir, kek)
+    # Copy only into a cluster that has key management on: one with a key directory. Without
+    # this check the swap would write pg_cryptokeys_tmp and then fail, leaving it behind.
+    read_key_set(fs, join(new_datadir, KEY_DIR))
     replace_key_set(fs, new_datadir, records)
     return keys

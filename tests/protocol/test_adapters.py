@@ -286,3 +286,19 @@ def test_garbage_lines_get_malformed_request(adapter: AdapterClient, line: bytes
     schema.validate_response("hello", response)
     assert response["error"]["code"] == "malformed_request"
     assert adapter.hello().protocol == 1  # and the session goes on
+
+
+@pytest.mark.req("UPG_01")
+def test_upgrade_into_a_cluster_without_keys_is_refused_before_writing(
+    adapter: AdapterClient, tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    boot = {"id": 1, "op": "bootstrap", "datadir": str(old), "passphrase": PASS}
+    assert call(adapter, boot)["ok"]
+    upgrade = {"id": 2, "op": "upgrade_keys", "old_datadir": str(old),
+               "new_datadir": str(new), "passphrase": PASS}  # fmt: skip
+    response = call(adapter, upgrade)
+    assert response["error"]["code"] == "key_directory_missing"
+    assert list(new.iterdir()) == []

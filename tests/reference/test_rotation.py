@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from pgkms.bootstrap import bootstrap
-from pgkms.errors import NoValidKeySet, PassphraseTooShort, WrongPassphrase
+from pgkms.errors import KeyDirectoryMissing, NoValidKeySet, PassphraseTooShort, WrongPassphrase
 from pgkms.fs import OsFileSystem
 from pgkms.kdf import derive_kek
 from pgkms.keyset import wrap_key_set, write_key_set
@@ -179,3 +179,12 @@ def test_upgrade_with_another_passphrase_copies_nothing(datadir: Path, tmp_path:
     with pytest.raises(WrongPassphrase):
         copy_keys_for_upgrade(str(datadir), str(new), Secret(NEW))
     assert snapshot(new) == before
+
+
+@pytest.mark.req("UPG_01")
+def test_upgrade_into_a_cluster_without_keys_writes_nothing(datadir: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new-without-keys"
+    new.mkdir()
+    with pytest.raises(KeyDirectoryMissing):
+        copy_keys_for_upgrade(str(datadir), str(new), Secret(OLD))
+    assert list(new.iterdir()) == []
