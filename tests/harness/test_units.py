@@ -99,7 +99,12 @@ def test_progress_prints_whole_lines_in_a_log() -> None:
     progress.begin("scenarios")
     progress.done()
     lines = stream.getvalue().splitlines()
-    assert lines == ["[vectors] 0 requests, 0 failed", "[scenarios] 0 requests, 0 failed"]
+    assert lines == [
+        "[vectors] started",
+        "[vectors] done: 0 requests, 0 failed",
+        "[scenarios] started",
+        "[scenarios] done: 0 requests, 0 failed",
+    ]
 
 
 def test_progress_in_a_log_ends_each_stage_with_its_final_count() -> None:
@@ -113,10 +118,10 @@ def test_progress_in_a_log_ends_each_stage_with_its_final_count() -> None:
     progress.done()
     lines = stream.getvalue().splitlines()
     assert lines == [
-        "[vectors] 0 requests, 0 failed",
-        "[vectors] 2005 requests, 0 failed",
-        "[protocol] 2005 requests, 0 failed",
-        "[protocol] 2012 requests, 0 failed",
+        "[vectors] started",
+        "[vectors] done: 2005 requests, 0 failed",
+        "[protocol] started",
+        "[protocol] done: 7 requests, 0 failed",
     ]
 
 

@@ -1,8 +1,8 @@
 """Live progress: one updating line on a terminal, a line every few seconds otherwise (CI logs).
 
-Progress shows counts only (stage, requests sent, failures so far), never a value. In a log,
-a stage's line is printed when it begins and, if the counts moved since, again when it ends, so
-the last line of a stage carries its final count.
+Progress shows counts only (stage, requests sent, failures so far), never a value. Counts are
+per stage. In a log, a stage announces itself when it begins, reports its running count every
+few seconds, and ends with a ``done`` line carrying its final count.
 """
 
 from __future__ import annotations
@@ -21,16 +21,21 @@ class Progress:
         self.enabled = enabled
         self.tty = enabled and self.stream.isatty()
         self.stage = ""
-        self.requests = 0
+        self.requests = 0  # in the current stage
         self.failures = 0
         self._last = 0.0
         self._width = 0
-        self._shown = ""  # the last line written in a log
 
     def begin(self, stage: str) -> None:
         self._final()
         self.stage = stage
-        self._show(force=True)
+        self.requests = self.failures = 0
+        if self.enabled and not self.tty:
+            self.stream.write(f"[{stage}] started\n")
+            self.stream.flush()
+            self._last = time.monotonic()
+        else:
+            self._show(force=True)
 
     def tick(self, n: int = 1) -> None:
         self.requests += n
@@ -41,12 +46,16 @@ class Progress:
         self._show(force=self.tty)
 
     def _final(self) -> None:
-        """In a log, the ending stage's counts, unless that exact line is already there."""
-        if self.enabled and not self.tty and self.stage and self._text() != self._shown:
-            self._show(force=True)
+        """In a log, the ending stage's final counts."""
+        if self.enabled and not self.tty and self.stage:
+            self.stream.write(f"[{self.stage}] done: {self._counts()}\n")
+            self.stream.flush()
+
+    def _counts(self) -> str:
+        return f"{self.requests} requests, {self.failures} failed"
 
     def _text(self) -> str:
-        return f"[{self.stage}] {self.requests} requests, {self.failures} failed"
+        return f"[{self.stage}] {self._counts()}" + ("" if self.tty else " so far")
 
     def done(self) -> None:
         self._final()
@@ -62,7 +71,7 @@ class Progress:
         if not force and now - self._last < (_PERIOD_TTY if self.tty else _PERIOD_LOG):
             return
         self._last = now
-        text = self._shown = self._text()
+        text = self._text()
         if self.tty:
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)
