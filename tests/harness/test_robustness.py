@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pgkms_conformance.harness.model import Report, Verdict
+from pgkms_conformance.harness.report_text import render
 from pgkms_conformance.harness.run import Config, run_harness
 
 from tests.harness.helpers import alive, fake
@@ -75,3 +76,7 @@ def test_unstartable_iut_is_reported(tmp_path: Path) -> None:
     assert report.aborted is not None
     assert report.aborted.kind == "start_failed"
     assert report.cases == []
+    text = render(report)
+    assert "RUN ABORTED: the IUT could not be started" in text
+    assert "requirement verdict" not in text  # no table of empty rows before hello
+    assert text.splitlines()[-1].startswith("VERDICT: ABORTED")

@@ -28,6 +28,12 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
         f"seed {cfg.get('seed')}, {cfg.get('examples')} examples per property, "
         f"timeout {cfg.get('timeout')} s"
     )
+    if report.aborted is not None and not report.capabilities:
+        # The IUT never completed hello: there is no table worth printing, only why.
+        yield from _aborted(report)
+        yield ""
+        yield verdict_line(report)
+        return
     yield ""
     yield f"{'stage':<12}{'passed':>8}{'failed':>8}{'unsupp.':>9}{'n/a':>6}{'time':>9}"
     for st in report.stages:
@@ -58,17 +64,32 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
         if len(failures) > max_failures:
             yield f"  ... {len(failures) - max_failures} more (see --json / --junit)"
     if report.aborted is not None:
-        a = report.aborted
-        yield ""
-        yield f"RUN ABORTED: the IUT {a.kind}: {a.message}"
-        if a.stderr_tail:
-            yield "  IUT stderr (tail):"
-            yield from (f"    {line}" for line in a.stderr_tail)
+        yield from _aborted(report)
     if report.replay_dir:
         yield ""
         yield f"Replay files (contain the failing inputs, secrets in hex): {report.replay_dir}"
     yield ""
     yield verdict_line(report)
+
+
+_ABORT_REASONS = {
+    "crashed": "the IUT crashed",
+    "timeout": "the IUT did not answer in time",
+    "garbage": "the IUT answered with something that is not the protocol",
+    "start_failed": "the IUT could not be started",
+}
+
+
+def _aborted(report: Report) -> Iterator[str]:
+    a = report.aborted
+    assert a is not None
+    yield ""
+    yield f"RUN ABORTED: {_ABORT_REASONS.get(a.kind, a.kind)}: {a.message}"
+    if a.stderr_tail:
+        yield "  IUT stderr (tail):"
+        yield from (f"    {line}" for line in a.stderr_tail)
+    else:
+        yield "  (the IUT wrote nothing on stderr)"
 
 
 def describe_failure(case: Case) -> Iterator[str]:
