@@ -40,7 +40,7 @@ needs_types = [
 # AREA_NN requirements (the lead's citation regex), SEC_<NAME> findings, DEV_<NAME> deviations.
 needs_id_regex = (
     r"^((PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}"
-    r"|SEC_[A-Z0-9][A-Z0-9_]*|DEV_[A-Z0-9][A-Z0-9_]*)$"
+    r"|SEC_[A-Z][A-Z0-9_]*|DEV_[A-Z][A-Z0-9_]*)$"
 )
 needs_id_required = True
 needs_role_need_template = "{{ id }}"  # inline references show the bare identifier

@@ -42,7 +42,7 @@ AREAS: Final = (
 )
 CITATION_RE: Final = re.compile(rf"\b(?:{AREAS})_\d{{2}}\b")
 RANGE_RE: Final = re.compile(rf"\b({AREAS})_(\d{{2}})\s*\.\.\s*(?:(?:{AREAS})_)?(\d{{2}})\b")
-NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z0-9][A-Z0-9_]*[A-Z0-9]\b")
+NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
 ID_RE: Final = re.compile(rf"^(?:{AREAS})_\d{{2}}$")
 MAX_RANGE: Final = 30  # a longer "range" is a typo, not a citation of thirty requirements
 

@@ -69,7 +69,7 @@ def test_hung_command_times_out() -> None:
         run_passphrase_command("sleep 5", timeout=0.2)
 
 
-@pytest.mark.req("PASS_01", "SEC_01")
+@pytest.mark.req("PASS_01", "SEC_DIAGNOSTICS")
 def test_stderr_is_not_echoed(capfd: pytest.CaptureFixture[str]) -> None:
     run_passphrase_command("echo leaked-on-stderr >&2; printf x")
     assert "leaked-on-stderr" not in capfd.readouterr().err
