@@ -15,6 +15,7 @@ from pgkms.errors import (
     KeyDirectoryMissing,
     KeyFileMissing,
     KeyLengthInvalid,
+    KeyStoreError,
     UnexpectedFile,
     UnwrapError,
     WrongPassphrase,
@@ -114,34 +115,30 @@ def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> Int
     reported every failure, even a missing file, as a wrong passphrase (deviation DEV_MESSAGES).
     """
     keys: dict[KeyId, Secret] = {}
-    failures: list[tuple[str, UnwrapError | KeyLengthInvalid]] = []
+    failures: list[KeyStoreError | UnwrapError] = []  # in id order: the first one is reported
     for record in records:
         path = join(directory, KEY_FILE_NAMES[record.key_id])
         try:
             key = unwrap(kek, record.wrapped_key, what=path)
         except UnwrapError as exc:
-            failures.append((path, exc))
+            failures.append(exc)
             continue
         if len(key) != INTERNAL_KEY_LEN:
-            # KEY_03 is one more way for a file to fail: it takes its place in id order, so an
-            # earlier file's failure is still the one reported (START_03, "first failing file").
+            # KEY_03 is one more way for a file to fail; it takes its place in id order.
             failures.append(
-                (
-                    path,
-                    KeyLengthInvalid(
-                        f"{path}: unwrapped key is {len(key)} bytes, expected {INTERNAL_KEY_LEN}"
-                    ),
+                KeyLengthInvalid(
+                    f"{path}: unwrapped key is {len(key)} bytes, expected {INTERNAL_KEY_LEN}"
                 )
             )
             continue
         keys[KeyId(record.key_id)] = key
-    if len(failures) == len(records) and all(isinstance(e, HmacMismatch) for _, e in failures):
+    if len(failures) == len(records) and all(isinstance(e, HmacMismatch) for e in failures):
         raise WrongPassphrase(
             f"{directory}: cluster passphrase does not match expected passphrase "
             "(no key file authenticates under it)"
         )
     if failures:
-        raise failures[0][1]
+        raise failures[0]
     return InternalKeys.from_ids(keys)
 
 
