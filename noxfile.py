@@ -10,7 +10,7 @@ nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["lint", "typecheck", "tests", "docs", "trace"]
 
 DEV = ".[test]"
-CODE = ["reference", "conformance", "tests", "bench", "spec/_ext", "docs/_ext", "noxfile.py"]
+CODE = ["reference", "conformance", "tests", "bench", "spec", "docs", "noxfile.py"]
 
 
 def _install(session: nox.Session, *extra: str) -> None:

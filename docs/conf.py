@@ -10,7 +10,7 @@ sys.path.insert(0, str(HERE / "_ext"))
 
 project = "pgkms user guide"
 author = "the pgkms project"
-copyright = "2026, the pgkms project"  # noqa: A001
+copyright = "2026, the pgkms project"
 release = "0.1.0"
 
 extensions = ["sphinx.ext.autodoc", "pgkms_cli", "pgkms_docstrings"]

@@ -10,7 +10,7 @@ sys.path.insert(0, str(HERE / "_ext"))
 
 project = "pgkms specification"
 author = "the pgkms project"
-copyright = "2026, the pgkms project"  # noqa: A001
+copyright = "2026, the pgkms project"
 version = "1"
 release = "1.0-draft"
 
@@ -30,12 +30,21 @@ intersphinx_mapping: dict[str, tuple[str, str | None]] = {}  # never fetch anyth
 
 # --- sphinx-needs: requirements, security findings, deviations from the 2020 patch ----------
 needs_types = [
-    {"directive": "req", "title": "Requirement", "prefix": "", "color": "#BFD8D2",
-     "style": "node"},
-    {"directive": "finding", "title": "Security finding", "prefix": "SEC_", "color": "#FEDCD2",
-     "style": "node"},
-    {"directive": "deviation", "title": "Deviation from the 2020 patch", "prefix": "DEV_",
-     "color": "#DCB239", "style": "node"},
+    {"directive": "req", "title": "Requirement", "prefix": "", "color": "#BFD8D2", "style": "node"},
+    {
+        "directive": "finding",
+        "title": "Security finding",
+        "prefix": "SEC_",
+        "color": "#FEDCD2",
+        "style": "node",
+    },
+    {
+        "directive": "deviation",
+        "title": "Deviation from the 2020 patch",
+        "prefix": "DEV_",
+        "color": "#DCB239",
+        "style": "node",
+    },
 ]
 # AREA_NN requirements (the lead's citation regex), SEC_<NAME> findings, DEV_<NAME> deviations.
 needs_id_regex = (

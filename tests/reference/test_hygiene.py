@@ -1,4 +1,4 @@
-"""Secret hygiene and the filesystem discipline (SEC_DIAGNOSTICS, DISK_07, record codec DISK_03..05)."""
+"""Secret hygiene (SEC_DIAGNOSTICS), the filesystem discipline (DISK_07), the record codec."""
 
 from __future__ import annotations
 
