@@ -1,4 +1,5 @@
-"""Secret hygiene and the filesystem discipline (SEC_DIAGNOSTICS, DISK_07, record codec DISK_03..05)."""
+"""Secret hygiene and the filesystem discipline (SEC_DIAGNOSTICS, DISK_07, record codec
+DISK_03..05)."""
 
 from __future__ import annotations
 
