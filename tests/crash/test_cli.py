@@ -31,3 +31,19 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--protocol", "nonsense"])
     assert exc.value.code == 2
+
+
+@pytest.mark.req("CRASH_07", "REC_06", "UPG_01")
+def test_prints_the_figures_per_depth_and_for_the_upgrade(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--protocol", "upgrade", "--depth", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "protocol upgrade" in out
+    assert "operations in the upgrade trace: 17 mutating" in out
+    assert "depth 1: 26 (0 new); depth 2: 11 (0 new); depth 3:" in out
+    assert "0 neither" in out
+    assert "I1 0, I2 0, I3 0, I4 0" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["--depth", "0"])
+    assert exc.value.code == 2

@@ -37,6 +37,14 @@ def test_bundled_implementations_pass_and_explore_every_crash_state(impl: str) -
     verdicts = {c.name: c.verdict for c in report.cases}
     assert verdicts["bootstrap sequence"] is Verdict.PASSED
     assert verdicts["recovery sequence: adopt_tmp"] is Verdict.PASSED
+    assert verdicts["upgrade sequence"] is Verdict.PASSED
+    # I3 two crashes deep: the second level reaches only images the first already asked about
+    assert crash.source["recovery depth"] == 2
+    assert (
+        crash.source["recovery crash states per depth"]
+        == "depth 1: 29 (0 new); depth 2: 14 (0 new)"
+    )
+    assert crash.source["startups"] == 2 * 39
 
 
 @pytest.mark.req("BOOT_04", "DISK_07")
@@ -105,3 +113,13 @@ def test_sequence_divergence_names_the_step_it_expected() -> None:
     assert "expected fsync_dir tmp, found fsync_dir datadir" in str(deviation)
     assert deviation.reqs == ("ROT_04", "DISK_07")
     assert check_sequence(parse_trace(rotation[:7]), SPEC_BOOTSTRAP) is not None
+
+
+@pytest.mark.req("UPG_01", "ROT_04")
+def test_an_upgrade_that_removes_the_new_keys_first_is_caught() -> None:
+    cases = _by_name(mutant_command("upgrade_removes_new_keys_first"))
+    verdict, reqs, expected, found = cases["upgrade sequence"]
+    assert verdict is Verdict.FAILED
+    assert "UPG_01" in reqs and "ROT_04" in reqs
+    assert expected.endswith("operation 1: expected mkdir tmp")
+    assert found == "unlink current file"

@@ -10,10 +10,18 @@ the old and with the new passphrase configured. It checks (spec: Crash model):
 - I2 after a successful startup exactly one key set exists (``pg_cryptokeys``, no tmp) and it
   opens under the configured passphrase;
 - I3 recovery is idempotent: crashing anywhere in startup's own trace, then starting again
-  with the same passphrase, ends exactly as the uninterrupted startup did;
+  with the same passphrase, ends exactly as the uninterrupted startup did; checked ``depth``
+  crashes deep (default 2: a crash in recovery, a crash in the recovery that follows, then an
+  uninterrupted startup);
 - I4 a failing startup changes nothing on disk (so it never adopts, then rejects, keys).
 
-Results are memoized by (image, passphrase): startup is a pure function of the two.
+The same checks run on pg_upgrade's copy (``UPGRADE``, ``UpgradeExplorer``): the new
+cluster's key set is swapped for the old cluster's by rotation's own swap, and I1 reads "the
+new cluster opens its own original keys or the old cluster's, never neither, never others".
+
+Results are memoized by (image, passphrase): startup is a pure function of the two. The states
+a crash during recovery leaves are memoized the same way, so exploring deeper costs only the
+images no shallower crash has produced.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Final
 
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError
-from pgkms.fs import FileSystem, join
+from pgkms.fs import FileSystem, Stat, join
 from pgkms.kdf import derive_kek
 from pgkms.keyset import InternalKeys, load_key_set
 from pgkms.layout import INTERNAL_KEY_LEN, IV_LEN, KEY_DIR, KEY_TMP_DIR, KeyId
@@ -36,11 +44,13 @@ from pgkms.recovery import decide
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.startup import startup
+from pgkms.upgrade import copy_keys_for_upgrade
 
 from pgkms_conformance.crash.legacy import legacy_decide, legacy_rotate, legacy_startup
 from pgkms_conformance.crash.machine import (
     LEGACY_ROTATION,
     SPEC_ROTATION,
+    SPEC_UPGRADE,
     Procedure,
     Role,
     classify,
@@ -57,6 +67,7 @@ from pgkms_conformance.crash.simfs import (
 )
 
 INVARIANTS: Final = ("I1", "I2", "I3", "I4")
+DEFAULT_DEPTH: Final = 2  # crashes during recovery, one after the other, before a clean startup
 
 Rotate = Callable[[FileSystem, str, Secret, Secret, RandomSource], object]
 Startup = Callable[[FileSystem, str, Secret], InternalKeys]
@@ -178,6 +189,9 @@ class Report:
     states: dict[Image, Found]
     recovery_states: int = 0  # distinct states a crash during recovery leaves
     recovery_states_new: int = 0  # of those, states no crash during rotation leaves
+    # per recovery depth d = 1, 2, ...: (distinct states a crash in the d-th successive recovery
+    # leaves, of those the states no shallower crash, nor a crash in rotation, leaves)
+    depths: list[tuple[int, int]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     decisions: dict[str, set[str]] = field(default_factory=dict)
 
@@ -213,16 +227,30 @@ class Explorer:
         scenario: Scenario | None = None,
         ordering: Ordering = "subset",
         torn: bool = True,
+        depth: int = DEFAULT_DEPTH,
     ) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1 (found {depth})")
         self.protocol = protocol
         self.scenario = scenario or Scenario()
         self.ordering: Ordering = ordering
         self.torn = torn
+        self.depth = depth
         self.initial = self.scenario.initial_image()
         self.passphrases = {"old": self.scenario.old, "new": self.scenario.new}
         self._outcomes: dict[tuple[Image, bytes], tuple[Outcome, list[Op]]] = {}
-        # image -> (crash state, how it arose): states a crash during recovery leaves
-        self.recovery_states: dict[Image, tuple[CrashState, str]] = {}
+        self._crashed: dict[tuple[Image, bytes], list[tuple[int, CrashState]]] = {}
+        self._diverging: dict[tuple[Image, bytes, int], list[Divergence]] = {}
+        # per recovery depth (index 0: the first recovery): image -> (crash state, how it
+        # arose), for the states a crash during that recovery leaves
+        self.reached: list[dict[Image, tuple[CrashState, str]]] = [{} for _ in range(depth)]
+        # the states a crash during the first recovery leaves (the crash-recovery vectors)
+        self.recovery_states = self.reached[0]
+
+    def accepts(self, name: str, keys: tuple[bytes, ...]) -> bool:
+        """I1: may a startup with passphrase ``name`` return ``keys``? (Rotation: only the
+        original keys, under either passphrase.)"""
+        return keys == self.scenario.keys
 
     # --- running the protocol ----------------------------------------------------------------
 
@@ -282,24 +310,49 @@ class Explorer:
         return self._outcomes[key]
 
     def crashed_startups(self, image: Image, passphrase: bytes) -> list[tuple[int, CrashState]]:
-        """Every state a crash during startup (that is, during its recovery) can leave."""
-        _, ops = self.startup_outcome(image, passphrase)
-        found: dict[Image, tuple[int, CrashState]] = {}
-        for point in range(len(ops) + 1):
-            fs = SimFileSystem(image, self.scenario.datadir, crash_after=point)
-            with contextlib.suppress(SimulatedCrash, KmsError):
-                self.protocol.startup(fs, self.scenario.datadir, Secret(passphrase))
-            for state in fs.crash_states(self.ordering, self.torn):
-                if state.image != image and state.image not in found:
-                    found[state.image] = (point, state)
-        for point, state in found.values():
-            if state.image not in self.recovery_states:
-                decision = self.startup_outcome(image, passphrase)[0].decision
-                self.recovery_states[state.image] = (
-                    state,
-                    f"recovery ({decision}) crashed after {point} operation(s)",
-                )
-        return list(found.values())
+        """Every state a crash during startup (that is, during its recovery) can leave, other
+        than ``image`` itself, each with the earliest crash point that leaves it (memoized)."""
+        key = (image, passphrase)
+        if key not in self._crashed:
+            _, ops = self.startup_outcome(image, passphrase)
+            found: dict[Image, tuple[int, CrashState]] = {}
+            for point in range(len(ops) + 1):
+                fs = SimFileSystem(image, self.scenario.datadir, crash_after=point)
+                with contextlib.suppress(SimulatedCrash, KmsError):
+                    self.protocol.startup(fs, self.scenario.datadir, Secret(passphrase))
+                for state in fs.crash_states(self.ordering, self.torn):
+                    if state.image != image and state.image not in found:
+                        found[state.image] = (point, state)
+            self._crashed[key] = list(found.values())
+        return self._crashed[key]
+
+    def divergences(self, image: Image, passphrase: bytes, level: int = 1) -> list[Divergence]:
+        """I3 from ``level`` down to ``self.depth``: every chain of crashes, one in each
+        successive recovery, after which startup ends otherwise than it does on ``image``.
+
+        A chain stops at the first crash whose restart already diverges; a restart that ends
+        the same way is explored one level deeper. Memoized by (image, passphrase, level), so
+        an image reached by many chains is expanded once per level.
+        """
+        key = (image, passphrase, level)
+        if key in self._diverging:
+            return self._diverging[key]
+        outcome, _ = self.startup_outcome(image, passphrase)
+        found: list[Divergence] = []
+        for point, state in self.crashed_startups(image, passphrase):
+            self.reached[level - 1].setdefault(
+                state.image,
+                (state, f"recovery ({outcome.decision}) crashed after {point} operation(s)"),
+            )
+            again, _ = self.startup_outcome(state.image, passphrase)
+            link = Crash(level, outcome.decision, point, state)
+            if _ending(again) != _ending(outcome):
+                found.append(Divergence(again, (link,)))
+            elif level < self.depth:
+                for deeper in self.divergences(state.image, passphrase, level + 1):
+                    found.append(Divergence(deeper.again, (link, *deeper.chain)))
+        self._diverging[key] = found
+        return found
 
     def content_labels(self) -> dict[bytes, str]:
         """Names for the key-file contents the rotation writes, to describe images."""
@@ -332,7 +385,6 @@ class Explorer:
 
     def check(self, found: Found) -> list[Violation]:
         image = found.state.image
-        keys = self.scenario.keys
         outcomes = {name: self.startup_outcome(image, p)[0] for name, p in self.passphrases.items()}
         out: list[Violation] = []
 
@@ -343,9 +395,9 @@ class Explorer:
         started = [name for name, o in outcomes.items() if o.error is None]
         if not started:
             on_disk = any(
-                self.opens(image, d, p) == keys
+                (keys := self.opens(image, d, p)) is not None and self.accepts(name, keys)
                 for d in (KEY_DIR, KEY_TMP_DIR)
-                for p in self.passphrases.values()
+                for name, p in self.passphrases.items()
             )
             codes = ", ".join(f"{n}: {o.error}" for n, o in outcomes.items())
             if on_disk:
@@ -357,7 +409,8 @@ class Explorer:
             else:
                 violation("I1", f"keys destroyed: no valid set remains ({codes})", "either")
         for name in started:
-            if outcomes[name].keys != keys:
+            opened = outcomes[name].keys
+            if opened is None or not self.accepts(name, opened):
                 violation("I1", "keys altered: startup returns different internal keys", name)
 
         for name, passphrase in self.passphrases.items():
@@ -376,27 +429,22 @@ class Explorer:
                     f"(recovery decision {outcome.decision})",
                     name,
                 )
-            # I3: a crash during recovery, then startup again, ends the same way.
-            for point, state in self.crashed_startups(image, passphrase):
-                again, _ = self.startup_outcome(state.image, passphrase)
-                if (again.error, again.keys, again.image) != (
-                    outcome.error,
-                    outcome.keys,
-                    outcome.image,
-                ):
-                    first = "starts" if outcome.error is None else f"fails ({outcome.error})"
-                    second = "starts" if again.error is None else f"fails ({again.error})"
-                    if first == second:
-                        second += " with a different disk"
-                    violation(
-                        "I3",
-                        f"crash during recovery ({outcome.decision}) changes the outcome: "
-                        f"{first} -> {second}",
-                        name,
-                        f"recovery crashed after {point} operation(s); lost: "
-                        + ("; ".join(state.lost) or "nothing")
-                        + ("; torn: " + "; ".join(state.torn) if state.torn else ""),
-                    )
+            # I3: crashes during recovery (up to ``depth`` in a row), then startup again, end
+            # the same way.
+            for divergence in self.divergences(image, passphrase):
+                again = divergence.again
+                first = "starts" if outcome.error is None else f"fails ({outcome.error})"
+                second = "starts" if again.error is None else f"fails ({again.error})"
+                if first == second:
+                    second += " with a different disk"
+                deep = len(divergence.chain)
+                where = "crash during recovery" if deep == 1 else f"{deep} crashes in recovery"
+                violation(
+                    "I3",
+                    f"{where} ({outcome.decision}) changes the outcome: {first} -> {second}",
+                    name,
+                    "; then ".join(link.describe() for link in divergence.chain),
+                )
         return out
 
     # --- the whole exploration ---------------------------------------------------------------
@@ -420,8 +468,181 @@ class Explorer:
             report.violations.extend(self.check(found))
         report.recovery_states = len(self.recovery_states)
         report.recovery_states_new = len(set(self.recovery_states) - set(states))
+        report.depths = self.depth_figures(set(states))
         return report
 
+    def depth_figures(self, rotation_states: set[Image]) -> list[tuple[int, int]]:
+        """Per recovery depth: distinct states reached, and how many no shallower crash (nor
+        the rotation) reached."""
+        known = set(rotation_states)
+        figures = []
+        for reached in self.reached:
+            figures.append((len(reached), len(set(reached) - known)))
+            known |= set(reached)
+        return figures
 
-def explore(protocol: str, ordering: Ordering = "subset", torn: bool = True) -> Report:
-    return Explorer(PROTOCOLS[protocol], ordering=ordering, torn=torn).run()
+
+def _ending(outcome: Outcome) -> tuple[str | None, tuple[bytes, ...] | None, Image]:
+    """What I3 compares: the error code or keys, and the disk left behind."""
+    return outcome.error, outcome.keys, outcome.image
+
+
+@dataclass(frozen=True)
+class Crash:
+    """One crash in a chain of crashes during successive recoveries."""
+
+    level: int  # 1: the first recovery after the crash in rotation; 2: the one after that
+    decision: str  # what that recovery was doing
+    point: int  # its mutating operations done before the power failed
+    state: CrashState
+
+    def describe(self) -> str:
+        ordinal = {1: "recovery", 2: "the second recovery"}.get(
+            self.level, f"recovery {self.level}"
+        )
+        return (
+            f"{ordinal} ({self.decision}) crashed after {self.point} operation(s); lost: "
+            + ("; ".join(self.state.lost) or "nothing")
+            + ("; torn: " + "; ".join(self.state.torn) if self.state.torn else "")
+        )
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A chain of crashes in successive recoveries, and how the startup after it ended."""
+
+    again: Outcome
+    chain: tuple[Crash, ...]
+
+
+def explore(
+    protocol: str, ordering: Ordering = "subset", torn: bool = True, depth: int = DEFAULT_DEPTH
+) -> Report:
+    return explorer_for(protocol, ordering, torn, depth).run()
+
+
+# --- pg_upgrade under the crash model ------------------------------------------------------------
+OLD_ROOT: Final = "oldpgdata"  # the old cluster's data directory, beside the new one (``ROOT``)
+
+
+@dataclass(frozen=True)
+class UpgradeScenario(Scenario):
+    """pg_upgrade from an old cluster to a new one, both initialised under one passphrase
+    (``old``), each with its own keys: the new cluster's are ``keys``, the old's ``old_keys``."""
+
+    label: str = "upgrade"
+
+    @property
+    def old_keys(self) -> tuple[bytes, ...]:
+        return tuple(
+            seeded(f"{self.label}/old-cluster-key-{k.value}", INTERNAL_KEY_LEN) for k in KeyId
+        )
+
+    def old_cluster_image(self) -> Image:
+        fs = SimFileSystem(root=OLD_ROOT)
+        draws = [*self.old_keys, *self.ivs("old-cluster-boot")]
+        bootstrap(OLD_ROOT, Secret(self.old), fs, ScriptedRandom(draws))
+        return fs.image()
+
+
+class TwoClusters:
+    """A ``FileSystem`` over two simulated data directories: paths under ``OLD_ROOT`` go to
+    the old cluster's, everything else to the new cluster's (the one that may crash)."""
+
+    def __init__(self, old: SimFileSystem, new: FileSystem) -> None:
+        self.old, self.new = old, new
+
+    def _on(self, path: str) -> FileSystem:
+        return self.old if path == OLD_ROOT or path.startswith(OLD_ROOT + "/") else self.new
+
+    def stat(self, path: str) -> Stat | None:
+        return self._on(path).stat(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        return self._on(path).list_dir(path)
+
+    def read_file(self, path: str) -> bytes:
+        return self._on(path).read_file(path)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        self._on(path).mkdir(path, mode)
+
+    def create_file(self, path: str, data: bytes, mode: int) -> None:
+        self._on(path).create_file(path, data, mode)
+
+    def fsync_file(self, path: str) -> None:
+        self._on(path).fsync_file(path)
+
+    def fsync_dir(self, path: str) -> None:
+        self._on(path).fsync_dir(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._on(src).rename(src, dst)  # a rename across clusters fails in the new one
+
+    def unlink(self, path: str) -> None:
+        self._on(path).unlink(path)
+
+    def rmdir(self, path: str) -> None:
+        self._on(path).rmdir(path)
+
+
+def upgrade_protocol(scenario: UpgradeScenario) -> Protocol:
+    """pg_upgrade's key copy as a protocol: the "rotation" the explorer crashes is
+    ``copy_keys_for_upgrade`` into the new cluster; startup and recovery are the spec's."""
+    old_image = scenario.old_cluster_image()
+
+    def run(fs: FileSystem, d: str, passphrase: Secret, _new: Secret, _r: RandomSource) -> object:
+        old = SimFileSystem(old_image, OLD_ROOT)
+        keys = copy_keys_for_upgrade(OLD_ROOT, d, passphrase, TwoClusters(old, fs))
+        # the old cluster is only read (it has no interrupted rotation to recover)
+        assert not any(op.mutating for op in old.trace), old.trace
+        return keys
+
+    return Protocol("upgrade", SPEC_UPGRADE, run, _spec_startup, _spec_decide)
+
+
+class UpgradeExplorer(Explorer):
+    """The explorer on pg_upgrade's copy: crash states of the new cluster during the swap.
+
+    One passphrase is configured (both clusters were initialised under it, as UPG_01 requires
+    for the copy to proceed). I1 reads: startup opens the new cluster's own original keys or
+    the old cluster's keys, never neither and never any other; I2..I4 are unchanged.
+    """
+
+    def __init__(
+        self,
+        scenario: UpgradeScenario | None = None,
+        ordering: Ordering = "subset",
+        torn: bool = True,
+        depth: int = DEFAULT_DEPTH,
+    ) -> None:
+        chosen = scenario or UpgradeScenario()
+        super().__init__(upgrade_protocol(chosen), chosen, ordering, torn, depth)
+        self.upgrade = chosen
+        self.passphrases = {"cluster": chosen.old}
+
+    def accepts(self, name: str, keys: tuple[bytes, ...]) -> bool:
+        return keys in (self.upgrade.keys, self.upgrade.old_keys)
+
+    def content_labels(self) -> dict[bytes, str]:
+        labels: dict[bytes, str] = {}
+        for which, image in (
+            ("the new cluster's own", self.initial),
+            ("the old cluster's", self.upgrade.old_cluster_image()),
+        ):
+            for path, _, content in image:
+                if content is not None:
+                    labels[content] = f"{which} key {path[-1]}"
+        return labels
+
+
+NAMES: Final = (*PROTOCOLS, "upgrade")
+
+
+def explorer_for(
+    name: str, ordering: Ordering = "subset", torn: bool = True, depth: int = DEFAULT_DEPTH
+) -> Explorer:
+    """The explorer of one of ``NAMES``: a rotation protocol, or pg_upgrade's copy."""
+    if name == "upgrade":
+        return UpgradeExplorer(ordering=ordering, torn=torn, depth=depth)
+    return Explorer(PROTOCOLS[name], ordering=ordering, torn=torn, depth=depth)

@@ -93,6 +93,30 @@ SPEC_ROTATION: Final = Procedure(
     ),
 )
 
+# --- the spec's pg_upgrade copy (UPG_01): in the new cluster, rotation's own swap ---------------
+# ``copy_keys_for_upgrade`` reads the old cluster (recovering it first, which issues nothing when
+# no rotation was interrupted) and replaces the new cluster's key set with the old records by
+# ``replace_key_set``: the new cluster's trace is ROT_04..ROT_06, step for step.
+SPEC_UPGRADE: Final = Procedure(
+    name="spec upgrade: the new cluster's key swap",
+    start=SPEC_ROTATION.start,
+    steps=tuple(
+        Step(s.kind, s.role, s.phase, s.repeat, (*s.reqs, "UPG_01")) for s in SPEC_ROTATION.steps
+    ),
+    phase_notes=(
+        ("stable", "pg_cryptokeys holds the new cluster's own keys; no tmp"),
+        ("tmp_filling", "tmp (the old cluster's records) being written; entries not yet durable"),
+        ("tmp_written", "tmp complete, its entries durable; tmp's own entry not yet durable"),
+        ("tmp_durable", "both key sets complete and durable"),
+        ("current_emptying", "the new cluster's own set losing its files (not yet durable)"),
+        ("current_empty", "pg_cryptokeys durably empty; tmp durable"),
+        ("current_removed", "pg_cryptokeys removed (not yet durable)"),
+        ("current_gone", "only tmp, durably"),
+        ("renamed", "tmp renamed to pg_cryptokeys (not yet durable)"),
+        ("rotated", "pg_cryptokeys holds the old cluster's records, durably"),
+    ),
+)
+
 # --- the spec's bootstrap (BOOT_04) ------------------------------------------------------------
 SPEC_BOOTSTRAP: Final = Procedure(
     name="spec bootstrap",

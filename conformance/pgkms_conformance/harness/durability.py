@@ -12,7 +12,12 @@ Two checks, both on what the IUT reports it did (ADP_05), both language-neutral:
   runs on it with the old and with the new passphrase. Invariants I1..I4 (CRASH_07) are checked
   by the explorer's own ``check``; only how startup is run differs (the IUT, through the
   adapter, instead of the reference in process). A crash during the IUT's startup is explored
-  by replaying the startup's own trace (I3, REC_06).
+  by replaying the startup's own trace (I3, REC_06), two crashes deep by default (a crash in
+  the recovery that follows a crash in recovery); images are deduplicated, so the deeper
+  level asks the IUT only about images no shallower crash produced.
+- *Upgrade*: the new cluster's entries of the IUT's ``upgrade_keys`` trace must follow
+  rotation's swap (``SPEC_UPGRADE``: ROT_04..ROT_06 with UPG_01), since the copy is crash-safe
+  only if it is that swap; the crash explorer proves the swap safe for pg_upgrade too.
 
 Without ``fs_trace`` every requirement of this stage is reported unsupported: the adapter's
 answers and files cannot show a missing fsync.
@@ -21,17 +26,25 @@ answers and files cannot show a missing fsync.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from pgkms.errors import KmsError
 from pgkms.secret import Secret
 
-from pgkms_conformance.crash.explorer import SPEC, Explorer, Found, Outcome, Violation
+from pgkms_conformance.crash.explorer import (
+    DEFAULT_DEPTH,
+    SPEC,
+    Explorer,
+    Found,
+    Outcome,
+    Violation,
+)
 from pgkms_conformance.crash.machine import (
     SPEC_BOOTSTRAP,
     SPEC_RECOVERY,
     SPEC_ROTATION,
+    SPEC_UPGRADE,
     Procedure,
     ProtocolDeviation,
     classify,
@@ -95,6 +108,7 @@ class Figures:
     rotation_ops: int = 0
     states: int = 0
     recovery_states: int = 0
+    depths: list[tuple[int, int]] = field(default_factory=list)  # Report.depths
     startups: int = 0
     capped: bool = False
 
@@ -149,8 +163,10 @@ class IutExplorer(Explorer):
     """The reference explorer's invariant checks, run on the IUT: ``startup_outcome`` and
     ``crashed_startups`` ask the IUT instead of running the reference in process."""
 
-    def __init__(self, ctx: Context, ws: Workspace, figures: Figures) -> None:
-        super().__init__(SPEC)
+    def __init__(
+        self, ctx: Context, ws: Workspace, figures: Figures, depth: int = DEFAULT_DEPTH
+    ) -> None:
+        super().__init__(SPEC, depth=depth)
         self.ctx = ctx
         self.ws = ws
         self.figures = figures
@@ -193,19 +209,17 @@ class IutExplorer(Explorer):
         return outcome, [op.as_op() for op in ops]
 
     def crashed_startups(self, image: Image, passphrase: bytes) -> list[tuple[int, CrashState]]:
-        outcome, ops, contents = self._run(image, passphrase)
-        found: dict[Image, tuple[int, CrashState]] = {}
-        for point in range(len(ops) + 1):
-            fs = replay(ops, image, contents, crash_after=point)
-            for state in fs.crash_states(self.ordering, self.torn):
-                if state.image != image and state.image not in found:
-                    found[state.image] = (point, state)
-        for point, state in found.values():
-            self.recovery_states.setdefault(
-                state.image,
-                (state, f"recovery ({outcome.decision}) crashed after {point} operation(s)"),
-            )
-        return list(found.values())
+        key = (image, passphrase)
+        if key not in self._crashed:
+            _, ops, contents = self._run(image, passphrase)
+            found: dict[Image, tuple[int, CrashState]] = {}
+            for point in range(len(ops) + 1):
+                fs = replay(ops, image, contents, crash_after=point)
+                for state in fs.crash_states(self.ordering, self.torn):
+                    if state.image != image and state.image not in found:
+                        found[state.image] = (point, state)
+            self._crashed[key] = list(found.values())
+        return self._crashed[key]
 
 
 def _describe(v: Violation, ops: list[TraceOp]) -> str:
@@ -222,9 +236,12 @@ def _describe(v: Violation, ops: list[TraceOp]) -> str:
     return text + (f"; {v.detail}" if v.detail else "")
 
 
-def explore_rotation(ctx: Context, ws: Workspace, figures: Figures) -> Iterator[Case]:
-    """Rotate once with the IUT, check the trace, then crash it everywhere (CRASH_07)."""
-    explorer = IutExplorer(ctx, ws, figures)
+def explore_rotation(
+    ctx: Context, ws: Workspace, figures: Figures, depth: int = DEFAULT_DEPTH
+) -> Iterator[Case]:
+    """Rotate once with the IUT, check the trace, then crash it everywhere (CRASH_07), and
+    crash each recovery up to ``depth`` times in a row (I3)."""
+    explorer = IutExplorer(ctx, ws, figures, depth)
     scenario = explorer.scenario
     for secret in (scenario.old, scenario.new, *scenario.keys):
         ctx.redactor.add(secret)
@@ -280,11 +297,17 @@ def explore_rotation(ctx: Context, ws: Workspace, figures: Figures) -> Iterator[
             if best is None or rank < (best.crash_point, best.state.severity, best.detail):
                 violations[key] = v
     figures.recovery_states = len(explorer.recovery_states)
+    figures.depths = explorer.depth_figures(set(states))
     source: dict[str, object] = {
         "check": "crash exploration of the IUT's rotation trace",
         "rotation operations": figures.rotation_ops,
         "crash states": figures.states,
         "recovery crash states": figures.recovery_states,
+        "recovery depth": explorer.depth,
+        "recovery crash states per depth": "; ".join(
+            f"depth {d}: {reached} ({new} new)"
+            for d, (reached, new) in enumerate(figures.depths, 1)
+        ),
         "startups": figures.startups,
     }
     if figures.capped:
@@ -372,6 +395,33 @@ def recovery_sequences(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case
         yield _sequence_case(f"recovery sequence: {name}", ops, procedure, covered)
 
 
+def upgrade_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
+    """UPG_01: the IUT's ``upgrade_keys`` between two clusters initialised under one
+    passphrase; the new cluster's trace must be rotation's swap (ROT_04..ROT_06)."""
+    old = ws.fresh(key_set(ws, s.a, s.keys, s.ivs))
+    new = ws.fresh(key_set(ws, s.a, s.keys, s.ivs2))  # its own records (other IVs)
+    before = read_listing(new)
+    params: Json = {"old_datadir": str(old), "new_datadir": str(new), "passphrase": s.a.hex()}
+    answer, ops = _traced(ctx, "upgrade_keys", params)
+    if not answer.ok:
+        yield _case(
+            "upgrade sequence",
+            Verdict.FAILED,
+            ("UPG_01",),
+            expected="ok: the old keys open under the new cluster's passphrase",
+            found=answer.summary(),
+        )
+        return
+    try:
+        faithful(ops, image_of(before), read_listing(new))
+    except BadTrace as exc:
+        yield _case("upgrade trace", Verdict.FAILED, ("ADP_05",), found=str(exc))
+        return
+    yield _sequence_case(
+        "upgrade sequence", ops, SPEC_UPGRADE, ("UPG_01", "ROT_04", "ROT_05", "ROT_06", "DISK_07")
+    )
+
+
 # -- the stage ----------------------------------------------------------------------------------
 def run_durability(ctx: Context) -> Iterator[Case]:
     if not ctx.session.supports("fs_trace"):
@@ -387,6 +437,7 @@ def run_durability(ctx: Context) -> Iterator[Case]:
         ("bootstrap", "bootstrap", lambda: bootstrap_sequence(ctx, ws, secrets)),
         ("recover", "recover", lambda: recovery_sequences(ctx, ws, secrets)),
         ("rotate", "rotation", lambda: explore_rotation(ctx, ws, figures)),
+        ("upgrade_keys", "upgrade", lambda: upgrade_sequence(ctx, ws, secrets)),
     )
     try:
         for op, label, part in parts:

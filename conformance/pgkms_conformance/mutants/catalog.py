@@ -591,6 +591,29 @@ def upgrade_copies_before_checking() -> None:
     set_method("keystore", "Cluster", "adopt_keys_of", adopt_mut)
 
 
+def upgrade_removes_new_keys_first() -> None:
+    derive, effective = original("primitives", "derive"), original("passphrase", "effective")
+    purpose = original("passphrase", "Purpose")
+    disk = module("disk")
+
+    def adopt_mut(self: Any, old: Any, passphrase: bytes) -> None:
+        kek = derive(effective(passphrase, purpose.STARTUP))
+        old.recover(kek)
+        records = old.current.read_records()
+        old.current.unlock(kek)
+        self.recover(kek)
+        self.current.read_records()
+        # the new cluster's own keys go first: a crash before the copy is durable leaves none
+        self.current.destroy()
+        self._sync()
+        self.staging.create([record.wrapped_key for record in records])
+        self._sync()
+        disk.rename(self.staging.path, self.current.path)
+        self._sync()
+
+    set_method("keystore", "Cluster", "adopt_keys_of", adopt_mut)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("hmac_over_iv", "WRAP_04", "the HMAC covers IV || C instead of C", hmac_over_iv),
     Mutant("kek_halves_swapped", "KDF_01", "enc = D[32:64], mac = D[0:32]", kek_halves_swapped),
@@ -677,6 +700,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "UPG_01",
         "upgrade_keys copies the old records, then checks the passphrase (DEV_UPGRADE)",
         upgrade_copies_before_checking,
+    ),
+    Mutant(
+        "upgrade_removes_new_keys_first",
+        "UPG_01",
+        "upgrade_keys removes the new cluster's keys before writing the copy (not rotation's "
+        "swap: ROT_04)",
+        upgrade_removes_new_keys_first,
     ),
     Mutant(
         "short_passphrase_accepted",
