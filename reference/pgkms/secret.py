@@ -1,7 +1,8 @@
 """A bytes holder whose repr and str never show the value.
 
 Keys, passphrases and plaintexts travel inside ``Secret`` so that a stray ``print``, log line,
-assertion message or traceback shows only the length (spec: Security considerations, SEC_DIAGNOSTICS).
+assertion message or traceback shows only the length (spec: Security considerations,
+SEC_DIAGNOSTICS).
 """
 
 from __future__ import annotations
