@@ -21,6 +21,7 @@ Everything runs offline: no Graphviz, no network, no JavaScript.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 from typing import Any, ClassVar
@@ -78,6 +79,20 @@ class _RstDirective(SphinxDirective):
             StringList(self.rst(), source=self.get_source_info()[0]), self.content_offset, container
         )
         return list(container.children)
+
+    def warn_on_drift(self, actual: Iterable[str], described: Iterable[str]) -> None:
+        """Warn (an error under ``-W``) when the names the code defines and the names this file
+        describes differ: the table would otherwise go stale without anyone noticing."""
+        missing = sorted(set(actual) - set(described))
+        stale = sorted(set(described) - set(actual))
+        if missing or stale:
+            LOG.warning(
+                "%s: undescribed %s, stale %s",
+                self.name,
+                missing,
+                stale,
+                location=self.get_location(),
+            )
 
 
 # --- byte layouts and constants ----------------------------------------------------------------
@@ -143,15 +158,7 @@ def _layout_constants() -> dict[str, int | str]:
 class ConstantsDirective(_RstDirective):
     def rst(self) -> list[str]:
         constants = _layout_constants()
-        missing = sorted(set(constants) - set(CONSTANT_MEANINGS))
-        stale = sorted(set(CONSTANT_MEANINGS) - set(constants))
-        if missing or stale:
-            LOG.warning(
-                "pgkms-constants: undescribed %s, stale %s",
-                missing,
-                stale,
-                location=self.get_location(),
-            )
+        self.warn_on_drift(constants, CONSTANT_MEANINGS)
         rows = []
         for name, value in constants.items():
             if isinstance(value, str):
@@ -233,15 +240,7 @@ ERROR_MEANINGS: dict[str, tuple[str, str]] = {
 class ErrorCodesDirective(_RstDirective):
     def rst(self) -> list[str]:
         codes = error_codes()  # the key manager's own codes; protocol codes are not in it
-        missing = sorted(set(codes) - set(ERROR_MEANINGS))
-        stale = sorted(set(ERROR_MEANINGS) - set(codes))
-        if missing or stale:
-            LOG.warning(
-                "pgkms-error-codes: undescribed %s, stale %s",
-                missing,
-                stale,
-                location=self.get_location(),
-            )
+        self.warn_on_drift(codes, ERROR_MEANINGS)
         rows = []
         for code, cls in codes.items():
             meaning, reqs = ERROR_MEANINGS.get(code, ("", ""))
