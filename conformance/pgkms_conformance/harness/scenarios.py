@@ -30,7 +30,12 @@ from pgkms.randomness import ScriptedRandom
 from pgkms.rotation import rotate as ref_rotate
 from pgkms.secret import Secret
 
-from pgkms_conformance.harness.checks import Context, fixed, leaked_secret
+from pgkms_conformance.harness.checks import (
+    Context,
+    adapter_failure_case,
+    fixed,
+    leaked_secret,
+)
 from pgkms_conformance.harness.listing import (
     Entry,
     Listing,
@@ -134,8 +139,9 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
         found = ctx.ask(step.op, params)
     except AdapterFailure as exc:
         ctx.session.recover_from(exc)
-        case = _adapter_failed(
-            ctx, name=name, step=step, source=source, before=before, params=params, exc=exc
+        replay = ctx.replays.scenario(name, to_json(before), Request(step.op, params))
+        case = adapter_failure_case(
+            ctx, "scenarios", name, step.requirements, source, exc=exc, replay=replay
         )
         return StepResult(case, None)
     problems: list[tuple[str, str]] = []
@@ -186,31 +192,6 @@ def _opens(ws: Workspace, after: Listing, step: Step, passphrase: str) -> list[t
         return []
     rule = "KEY_01" if step.op == "bootstrap" else "ROT_03"
     return [(rule, f"the reference cannot open the resulting key set: error {check.code}")]
-
-
-def _adapter_failed(
-    ctx: Context,
-    *,
-    name: str,
-    step: Step,
-    source: dict[str, str],
-    before: Listing,
-    params: Json,
-    exc: AdapterFailure,
-) -> Case:
-    ctx.progress.failed()
-    tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
-    return Case(
-        "scenarios",
-        name,
-        Verdict.FAILED,
-        (*step.requirements, "ADP_01"),
-        source,
-        expected="a response line",
-        found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
-        detail=f"stderr tail:\n{tail}" if tail else "",
-        replay=ctx.replays.scenario(name, to_json(before), Request(step.op, params)),
-    )
 
 
 # -- starting states built by the reference -------------------------------------------------------
