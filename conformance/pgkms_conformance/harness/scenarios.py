@@ -374,23 +374,30 @@ def _sql_round_trip(ctx: Context, sql_key: str, s: Secrets) -> Iterator[Case]:
     """SQL_01 on the IUT's own SQL key: each side unwraps what the other wrapped."""
     if not ctx.session.supports("sql_wrap", "sql_unwrap"):
         return
+    name = "lifecycle/pg_wrap and pg_unwrap with the IUT's SQL key"
+    source = {"scenario": "lifecycle", "step": "sql round trip"}
     secret = drbg(s.seed, "sql secret", 18).hex()
-    theirs = ctx.ask("sql_wrap", {"sql_key": sql_key, "plaintext": secret})
     ours = oracle("sql_wrap", {"sql_key": sql_key, "plaintext": secret, "iv": s.ivs[0].hex()})
+    try:
+        theirs = ctx.ask("sql_wrap", {"sql_key": sql_key, "plaintext": secret})
+        mine = ctx.ask("sql_unwrap", {"sql_key": sql_key, "wrapped": ours.result["wrapped"]})
+    except AdapterFailure as exc:  # a failed case like any step's, not a harness traceback
+        ctx.session.recover_from(exc)
+        yield adapter_failure_case(ctx, "scenarios", name, ("SQL_01",), source, exc=exc)
+        return
     back = (
         oracle("sql_unwrap", {"sql_key": sql_key, "wrapped": theirs.result["wrapped"]})
         if theirs.ok and isinstance(theirs.result.get("wrapped"), str)
         else Answer(ok=False, code=theirs.code)
     )
-    mine = ctx.ask("sql_unwrap", {"sql_key": sql_key, "wrapped": ours.result["wrapped"]})
     good = back.ok and back.result.get("plaintext") == secret
     good = good and mine.ok and mine.result.get("plaintext") == secret
     yield Case(
         "scenarios",
-        "lifecycle/pg_wrap and pg_unwrap with the IUT's SQL key",
+        name,
         Verdict.PASSED if good else Verdict.FAILED,
         ("SQL_01",),
-        {"scenario": "lifecycle", "step": "sql round trip"},
+        source,
         expected="" if good else "both sides unwrap an 18-byte secret the other wrapped",
         found=""
         if good
