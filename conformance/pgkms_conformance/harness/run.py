@@ -189,15 +189,7 @@ def fresh_ivs(ctx: Context) -> Iterator[Case]:
                 ivs.add(wrapped[64:96])
         except AdapterFailure as exc:
             ctx.session.recover_from(exc)
-            yield Case(
-                "properties",
-                name,
-                Verdict.FAILED,
-                ("WRAP_03", "ADP_01"),
-                source,
-                expected="a response line",
-                found=exc.kind,
-            )
+            yield adapter_failure_case(ctx, "properties", name, ("WRAP_03",), source, exc=exc)
             continue
         except RunAborted:
             return

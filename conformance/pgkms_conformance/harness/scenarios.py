@@ -536,16 +536,7 @@ def _upgrade_case(
         found = ctx.ask("upgrade_keys", params)
     except AdapterFailure as exc:
         ctx.session.recover_from(exc)
-        ctx.progress.failed()
-        return Case(
-            "scenarios",
-            full,
-            Verdict.FAILED,
-            ("UPG_01", "ADP_01"),
-            source,
-            expected="a response line",
-            found=exc.kind,
-        )
+        return adapter_failure_case(ctx, "scenarios", full, ("UPG_01",), source, exc=exc)
     problems: list[tuple[str, str]] = []
     if leaked_secret(params, found):
         problems.append(("ERR_01", f"the message of error {found.code} contains a secret"))
