@@ -397,6 +397,14 @@ def check(root: Path) -> Report:
     return Report(definitions, citations, problems)
 
 
+def _places_by_id(citations: Iterable[Citation]) -> list[tuple[str, str]]:
+    """(id, its distinct places as one sorted comma-separated string), by id."""
+    by_id: dict[str, set[str]] = defaultdict(set)
+    for c in citations:
+        by_id[c.id].add(f"{c.path}:{c.line}" if c.line else c.where)
+    return [(item_id, ", ".join(sorted(places))) for item_id, places in sorted(by_id.items())]
+
+
 def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
     reqs = report.requirements
     uncovered = report.uncovered
@@ -412,22 +420,12 @@ def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
             yield f"  {d.id}: {len(tests)} tests, {len(vectors)} vectors"
     if uncovered:
         yield "FAIL: requirements with no test and no vector: " + ", ".join(uncovered)
-    by_id: dict[str, list[str]] = defaultdict(list)
-    for c in report.unknown:
-        by_id[c.id].append(f"{c.path}:{c.line}" if c.line else c.where)
-    for item_id, places in sorted(by_id.items()):
-        yield f"FAIL: {item_id} is cited but not defined by the spec: " + ", ".join(
-            sorted(set(places))
-        )
+    for item_id, places in _places_by_id(report.unknown):
+        yield f"FAIL: {item_id} is cited but not defined by the spec: {places}"
     for problem in report.problems:
         yield f"FAIL: {problem}"
-    named: dict[str, list[str]] = defaultdict(list)
-    for c in report.unknown_named:
-        named[c.id].append(f"{c.path}:{c.line}" if c.line else c.where)
-    for item_id, places in sorted(named.items()):
-        yield f"warning: {item_id} is cited but no finding/deviation defines it: " + ", ".join(
-            sorted(set(places))
-        )
+    for item_id, places in _places_by_id(report.unknown_named):
+        yield f"warning: {item_id} is cited but no finding/deviation defines it: {places}"
     yield "trace check passed" if report.ok else "trace check FAILED"
 
 

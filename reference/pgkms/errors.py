@@ -142,6 +142,22 @@ def all_error_classes() -> list[type[KmsError]]:
     return found
 
 
+# Categories group codes for ``except`` clauses and are never raised themselves, so their codes
+# are not part of the code table.
+CATEGORIES: frozenset[type[KmsError]] = frozenset(
+    {KmsError, PassphraseError, UnwrapError, KeyStoreError}
+)
+
+
 def error_codes() -> dict[str, type[KmsError]]:
-    """Map every concrete (leaf) error code to its class."""
-    return {cls.code: cls for cls in all_error_classes() if not cls.__subclasses__()}
+    """Map every code the key manager's errors carry (ERR_01) to its class.
+
+    Complete: a raisable class is listed even when it has subclasses (``InputError`` is raised
+    itself and is also the base of ``HexInvalid``). Stable: only this module's classes count, so
+    importing ``pgkms.adapter``, whose protocol errors subclass ``KmsError``, changes nothing.
+    """
+    return {
+        cls.code: cls
+        for cls in all_error_classes()
+        if cls.__module__ == __name__ and cls not in CATEGORIES
+    }

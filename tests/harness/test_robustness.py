@@ -80,3 +80,20 @@ def test_unstartable_iut_is_reported(tmp_path: Path) -> None:
     assert "RUN ABORTED: the IUT could not be started" in text
     assert "requirement verdict" not in text  # no table of empty rows before hello
     assert text.splitlines()[-1].startswith("VERDICT: ABORTED")
+
+
+@pytest.mark.req("SQL_01")
+def test_iut_crashing_in_the_sql_round_trip_is_a_failed_case(
+    tmp_path: Path, isolated_tmp: Path
+) -> None:
+    # bootstrap and startup are answered, then the IUT dies on the lifecycle's sql_wrap: that
+    # used to escape the scenarios stage as a traceback instead of becoming a failed case.
+    replays = str(tmp_path / "replays")
+    config = Config(fake("crash", budget=2), timeout=5.0, replay_dir=replays, stages=("scenarios",))
+    report = run_harness(config)
+    sql = [c for c in report.cases if c.name.startswith("lifecycle/pg_wrap and pg_unwrap")]
+    assert [c.verdict for c in sql] == [Verdict.FAILED]
+    assert sql[0].requirements == ("SQL_01", "ADP_01")
+    assert sql[0].found.startswith("crashed")
+    assert "segmentation fault (pretend)" in sql[0].detail
+    assert list(isolated_tmp.iterdir()) == []

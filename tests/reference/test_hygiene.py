@@ -1,4 +1,5 @@
-"""Secret hygiene (SEC_DIAGNOSTICS), the filesystem discipline (DISK_07), the record codec."""
+"""Secret hygiene, the filesystem discipline and the error code table (SEC_DIAGNOSTICS, DISK_07,
+record codec DISK_03..05, ERR_01)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from pathlib import Path
 
 import pgkms
 import pytest
-from pgkms.errors import RecordIdInvalid, RecordIdMismatch, RecordSizeInvalid, error_codes
+from pgkms.adapter import MalformedRequest
+from pgkms.errors import (
+    HexInvalid,
+    InputError,
+    KmsError,
+    RecordIdInvalid,
+    RecordIdMismatch,
+    RecordSizeInvalid,
+    error_codes,
+)
 from pgkms.kdf import derive_kek
 from pgkms.keyset import InternalKeys
 from pgkms.passphrase import run_passphrase_command
@@ -51,6 +61,19 @@ def test_error_codes_are_unique_and_snake_case() -> None:
         "passphrase_too_long",
         "passphrase_command_failed",
     } <= set(codes)
+
+
+@pytest.mark.req("ERR_01")
+def test_error_code_table_is_complete_and_stable() -> None:
+    before = error_codes()
+    # Raised itself (a bad injected draw) although HexInvalid subclasses it: in the table.
+    assert before["input_invalid"] is InputError
+    assert before["hex_invalid"] is HexInvalid
+    # Categories are never raised; the adapter's protocol errors (loaded here, KmsError
+    # subclasses too) belong to the protocol, not to the table.
+    assert not {"kms_error", "passphrase_error", "unwrap_error", "key_store_error"} & set(before)
+    assert issubclass(MalformedRequest, KmsError)
+    assert MalformedRequest.code not in before
 
 
 @pytest.mark.req("DISK_03", "DISK_04", "DISK_05")

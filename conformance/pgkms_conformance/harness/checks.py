@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.redact import Redactor, secret_forms
 from pgkms_conformance.harness.replay import ReplayWriter
 from pgkms_conformance.harness.session import IutSession
+from pgkms_conformance.protocol.client import AdapterFailure
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,41 @@ class Context:
         self.error_answers += not answer.ok
         self.progress.tick()
         return answer
+
+
+def adapter_failure_text(ctx: Context, exc: AdapterFailure) -> tuple[str, str]:
+    """ADP_01: what the IUT did instead of answering (found) and its stderr tail (detail),
+    both redacted."""
+    tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
+    found = f"{exc.kind}: {ctx.redactor.scrub(exc.message)}"
+    return found, f"stderr tail:\n{tail}" if tail else ""
+
+
+def adapter_failure_case(
+    ctx: Context,
+    stage: str,
+    name: str,
+    requirements: tuple[str, ...],
+    source: dict[str, Any],
+    *,
+    exc: AdapterFailure,
+    replay: str | None = None,
+) -> Case:
+    """ADP_01: a request the IUT did not answer with a response line (it died, hung or wrote
+    something else) fails the check it belonged to, charged to its requirements and ADP_01."""
+    ctx.progress.failed()
+    found, detail = adapter_failure_text(ctx, exc)
+    return Case(
+        stage,
+        name,
+        Verdict.FAILED,
+        (*requirements, "ADP_01"),
+        source,
+        expected="a response line",
+        found=found,
+        detail=detail,
+        replay=replay,
+    )
 
 
 def leaked_secret(params: Json, answer: Answer) -> bool:

@@ -12,8 +12,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgkms.layout import KEY_DIR, KEY_DIR_MODE, KEY_FILE_MODE, KEY_FILE_NAMES, RECORD_LEN
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -108,20 +106,3 @@ def differences(
 
 def _mode_rule(rel: str, entry: Entry) -> str:
     return "DISK_01" if entry.content is None else "DISK_02"
-
-
-def key_set_shape_ok(listing: Listing, directory: str = KEY_DIR) -> bool:
-    """A directory of the right shape: 0700, exactly the three 0600 files of 132 bytes."""
-    d = listing.get(directory + "/")
-    if d is None or d.mode != KEY_DIR_MODE:
-        return False
-    names = {rel[len(directory) + 1 :] for rel in listing if rel.startswith(directory + "/")}
-    names.discard("")
-    if names != set(KEY_FILE_NAMES):
-        return False
-    return all(
-        (e := listing[f"{directory}/{n}"]).mode == KEY_FILE_MODE
-        and e.content is not None
-        and len(e.content) == RECORD_LEN
-        for n in KEY_FILE_NAMES
-    )

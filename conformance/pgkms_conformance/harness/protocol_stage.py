@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.checks import Context, adapter_failure_text
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.session import RunAborted
 from pgkms_conformance.protocol.client import AdapterFailure
@@ -78,10 +78,9 @@ def run_protocol(ctx: Context) -> Iterator[Case]:
                 problem = ("a hello answer after the bad line", "hello refused")
         except AdapterFailure as exc:
             ctx.session.recover_from(exc)
-            problem = ("an error response", f"{exc.kind}: {ctx.redactor.scrub(exc.message)}")
+            found, detail = adapter_failure_text(ctx, exc)
+            problem = ("an error response", found)
             reqs = tuple(dict.fromkeys((*reqs, "ADP_01")))
-            tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
-            detail = f"stderr tail:\n{tail}" if tail else ""
         except RunAborted:
             return
         if problem is None:

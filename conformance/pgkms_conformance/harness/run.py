@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.checks import Context, adapter_failure_case
 from pgkms_conformance.harness.durability import run_durability
 from pgkms_conformance.harness.model import Case, Report, StageSummary, Verdict
 from pgkms_conformance.harness.oracle import Request
@@ -124,20 +124,16 @@ def _property_case(
     outcome = run_property(ctx, prop, ctx.examples, seed)
     source = {**source, "examples": outcome.examples_run}
     if outcome.adapter_failure is not None:
-        exc = outcome.adapter_failure
-        ctx.progress.failed()
         params = outcome.failing_params or {}
-        tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
-        return Case(
+        replay = ctx.replays.requests(name, [Request(prop.needs[0], params)])
+        return adapter_failure_case(
+            ctx,
             "properties",
             name,
-            Verdict.FAILED,
-            (*prop.requirements, "ADP_01"),
+            prop.requirements,
             source,
-            expected="a response line",
-            found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
-            detail=f"stderr tail:\n{tail}" if tail else "",
-            replay=ctx.replays.requests(name, [Request(prop.needs[0], params)]),
+            exc=outcome.adapter_failure,
+            replay=replay,
         )
     if outcome.mismatch is not None:
         m = outcome.mismatch
@@ -193,15 +189,7 @@ def fresh_ivs(ctx: Context) -> Iterator[Case]:
                 ivs.add(wrapped[64:96])
         except AdapterFailure as exc:
             ctx.session.recover_from(exc)
-            yield Case(
-                "properties",
-                name,
-                Verdict.FAILED,
-                ("WRAP_03", "ADP_01"),
-                source,
-                expected="a response line",
-                found=exc.kind,
-            )
+            yield adapter_failure_case(ctx, "properties", name, ("WRAP_03",), source, exc=exc)
             continue
         except RunAborted:
             return

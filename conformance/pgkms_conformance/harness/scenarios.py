@@ -30,7 +30,12 @@ from pgkms.randomness import ScriptedRandom
 from pgkms.rotation import rotate as ref_rotate
 from pgkms.secret import Secret
 
-from pgkms_conformance.harness.checks import Context, fixed, leaked_secret
+from pgkms_conformance.harness.checks import (
+    Context,
+    adapter_failure_case,
+    fixed,
+    leaked_secret,
+)
 from pgkms_conformance.harness.listing import (
     Entry,
     Listing,
@@ -134,8 +139,9 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
         found = ctx.ask(step.op, params)
     except AdapterFailure as exc:
         ctx.session.recover_from(exc)
-        case = _adapter_failed(
-            ctx, name=name, step=step, source=source, before=before, params=params, exc=exc
+        replay = ctx.replays.scenario(name, to_json(before), Request(step.op, params))
+        case = adapter_failure_case(
+            ctx, "scenarios", name, step.requirements, source, exc=exc, replay=replay
         )
         return StepResult(case, None)
     problems: list[tuple[str, str]] = []
@@ -186,31 +192,6 @@ def _opens(ws: Workspace, after: Listing, step: Step, passphrase: str) -> list[t
         return []
     rule = "KEY_01" if step.op == "bootstrap" else "ROT_03"
     return [(rule, f"the reference cannot open the resulting key set: error {check.code}")]
-
-
-def _adapter_failed(
-    ctx: Context,
-    *,
-    name: str,
-    step: Step,
-    source: dict[str, str],
-    before: Listing,
-    params: Json,
-    exc: AdapterFailure,
-) -> Case:
-    ctx.progress.failed()
-    tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
-    return Case(
-        "scenarios",
-        name,
-        Verdict.FAILED,
-        (*step.requirements, "ADP_01"),
-        source,
-        expected="a response line",
-        found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
-        detail=f"stderr tail:\n{tail}" if tail else "",
-        replay=ctx.replays.scenario(name, to_json(before), Request(step.op, params)),
-    )
 
 
 # -- starting states built by the reference -------------------------------------------------------
@@ -393,23 +374,30 @@ def _sql_round_trip(ctx: Context, sql_key: str, s: Secrets) -> Iterator[Case]:
     """SQL_01 on the IUT's own SQL key: each side unwraps what the other wrapped."""
     if not ctx.session.supports("sql_wrap", "sql_unwrap"):
         return
+    name = "lifecycle/pg_wrap and pg_unwrap with the IUT's SQL key"
+    source = {"scenario": "lifecycle", "step": "sql round trip"}
     secret = drbg(s.seed, "sql secret", 18).hex()
-    theirs = ctx.ask("sql_wrap", {"sql_key": sql_key, "plaintext": secret})
     ours = oracle("sql_wrap", {"sql_key": sql_key, "plaintext": secret, "iv": s.ivs[0].hex()})
+    try:
+        theirs = ctx.ask("sql_wrap", {"sql_key": sql_key, "plaintext": secret})
+        mine = ctx.ask("sql_unwrap", {"sql_key": sql_key, "wrapped": ours.result["wrapped"]})
+    except AdapterFailure as exc:  # a failed case like any step's, not a harness traceback
+        ctx.session.recover_from(exc)
+        yield adapter_failure_case(ctx, "scenarios", name, ("SQL_01",), source, exc=exc)
+        return
     back = (
         oracle("sql_unwrap", {"sql_key": sql_key, "wrapped": theirs.result["wrapped"]})
         if theirs.ok and isinstance(theirs.result.get("wrapped"), str)
         else Answer(ok=False, code=theirs.code)
     )
-    mine = ctx.ask("sql_unwrap", {"sql_key": sql_key, "wrapped": ours.result["wrapped"]})
     good = back.ok and back.result.get("plaintext") == secret
     good = good and mine.ok and mine.result.get("plaintext") == secret
     yield Case(
         "scenarios",
-        "lifecycle/pg_wrap and pg_unwrap with the IUT's SQL key",
+        name,
         Verdict.PASSED if good else Verdict.FAILED,
         ("SQL_01",),
-        {"scenario": "lifecycle", "step": "sql round trip"},
+        source,
         expected="" if good else "both sides unwrap an 18-byte secret the other wrapped",
         found=""
         if good
@@ -548,16 +536,7 @@ def _upgrade_case(
         found = ctx.ask("upgrade_keys", params)
     except AdapterFailure as exc:
         ctx.session.recover_from(exc)
-        ctx.progress.failed()
-        return Case(
-            "scenarios",
-            full,
-            Verdict.FAILED,
-            ("UPG_01", "ADP_01"),
-            source,
-            expected="a response line",
-            found=exc.kind,
-        )
+        return adapter_failure_case(ctx, "scenarios", full, ("UPG_01",), source, exc=exc)
     problems: list[tuple[str, str]] = []
     if leaked_secret(params, found):
         problems.append(("ERR_01", f"the message of error {found.code} contains a secret"))

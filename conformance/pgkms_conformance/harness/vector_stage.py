@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pgkms_conformance.harness.checks import Context
+from pgkms_conformance.harness.checks import Context, adapter_failure_case
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.session import RunAborted
 from pgkms_conformance.protocol.client import AdapterFailure
@@ -65,8 +65,9 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
                 outcome = run_test(ctx.session.client, test, group, capabilities=caps)
             except AdapterFailure as exc:
                 ctx.session.recover_from(exc)
-                ctx.progress.failed()
-                yield _adapter_failure(ctx, name, test, source, exc)
+                reqs = test.get("requirements")
+                requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
+                yield adapter_failure_case(ctx, "vectors", name, requirements, source, exc=exc)
                 continue
             except RunAborted:
                 return
@@ -109,22 +110,4 @@ def _case(ctx: Context, name: str, source: dict[str, object], outcome: Outcome) 
         expected=scrub(outcome.expected),
         found=scrub(outcome.found),
         detail=scrub("; ".join(x for x in (outcome.reason, *outcome.notes) if x)),
-    )
-
-
-def _adapter_failure(
-    ctx: Context, name: str, test: dict[str, object], source: dict[str, object], exc: AdapterFailure
-) -> Case:
-    reqs = test.get("requirements")
-    requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
-    tail = ctx.redactor.scrub("\n".join(exc.stderr_tail))
-    return Case(
-        "vectors",
-        name,
-        Verdict.FAILED,
-        (*requirements, "ADP_01"),
-        source,
-        expected="a response line",
-        found=f"{exc.kind}: {ctx.redactor.scrub(exc.message)}",
-        detail=f"stderr tail:\n{tail}" if tail else "",
     )

@@ -168,35 +168,20 @@ def sql_result_must_be_utf8() -> None:
 
 
 # -- records ---------------------------------------------------------------------------------
-def big_endian_id() -> None:
-    record, code = original("codec", "Record"), original("failures", "Code")
-    failure = original("failures", "FormatFailure")
-
-    def pack_record(key_id: int, wrapped_key: bytes) -> bytes:
-        return key_id.to_bytes(4, "big") + wrapped_key
-
-    def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
-        if len(data) != 132:
-            raise failure(code.RECORD_SIZE_INVALID, f"{label}: {len(data)} bytes")
-        key_id = int.from_bytes(data[:4], "big")
-        if key_id not in (0, 1, 2):
-            raise failure(code.RECORD_ID_INVALID, f"{label}: id {key_id}")
-        if expected_id is not None and key_id != expected_id:
-            raise failure(code.RECORD_ID_MISMATCH, f"{label}: id {key_id}")
-        return record(key_id, bytes(data[4:]))
-
-    rebind("codec", "pack_record", pack_record)
-    rebind("codec", "unpack_record", unpack_record)
-
-
-def _lenient_unpack(check_range: bool, check_name: bool) -> None:
+def _unpack_record_with(
+    byteorder: Literal["little", "big"] = "little",
+    check_range: bool = True,
+    check_name: bool = True,
+) -> None:
+    """Replace ``codec.unpack_record`` with one that reads the id in ``byteorder`` and may skip
+    the id's range check (DISK_04) or its comparison with the file name (DISK_05)."""
     record, code = original("codec", "Record"), original("failures", "Code")
     failure = original("failures", "FormatFailure")
 
     def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
         if len(data) != 132:
             raise failure(code.RECORD_SIZE_INVALID, f"{label}: {len(data)} bytes")
-        key_id = int.from_bytes(data[:4], "little")
+        key_id = int.from_bytes(data[:4], byteorder)
         if check_range and key_id not in (0, 1, 2):
             raise failure(code.RECORD_ID_INVALID, f"{label}: id {key_id}")
         if check_name and expected_id is not None and key_id != expected_id:
@@ -206,12 +191,20 @@ def _lenient_unpack(check_range: bool, check_name: bool) -> None:
     rebind("codec", "unpack_record", unpack_record)
 
 
+def big_endian_id() -> None:
+    def pack_record(key_id: int, wrapped_key: bytes) -> bytes:
+        return key_id.to_bytes(4, "big") + wrapped_key
+
+    rebind("codec", "pack_record", pack_record)
+    _unpack_record_with(byteorder="big")
+
+
 def record_id_not_checked() -> None:
-    _lenient_unpack(check_range=True, check_name=False)
+    _unpack_record_with(check_name=False)
 
 
 def record_id_range_not_checked() -> None:
-    _lenient_unpack(check_range=False, check_name=True)
+    _unpack_record_with(check_range=False)
 
 
 # -- passphrases -----------------------------------------------------------------------------
