@@ -53,10 +53,10 @@ func wrap(enc, mac, plaintext, iv []byte) ([]byte, error) {
 	}
 	block, err := aes.NewCipher(enc)
 	if err != nil {
-		return nil, fail("input_invalid", "encryption key: %v", err)
+		return nil, fail("malformed_request", "encryption key: %v", err)
 	}
 	if len(iv) != 16 {
-		return nil, fail("input_invalid", "iv: expected 16 bytes, found %d", len(iv))
+		return nil, fail("malformed_request", "iv: expected 16 bytes, found %d", len(iv))
 	}
 	n := 16 - len(plaintext)%16 // WRAP_02: PKCS#7, always 1..16 bytes
 	padded := append(append([]byte{}, plaintext...), make([]byte, n)...)
@@ -83,7 +83,7 @@ func unwrap(enc, mac, w []byte) ([]byte, error) {
 	}
 	block, err := aes.NewCipher(enc)
 	if err != nil {
-		return nil, fail("input_invalid", "encryption key: %v", err)
+		return nil, fail("malformed_request", "encryption key: %v", err)
 	}
 	q := make([]byte, len(c))
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(q, c) // step 4, WRAP_08
