@@ -148,3 +148,41 @@ class OsFileSystem:
     def rmdir(self, path: str) -> None:
         with _os_errors("rmdir", path):
             os.rmdir(path)
+
+
+class ForwardingFileSystem:
+    """Forwards every call to ``inner``: the base for wrappers that watch or alter a few calls
+    (the adapter's trace, the crash explorer's deliberately broken protocols)."""
+
+    def __init__(self, inner: FileSystem) -> None:
+        self.inner = inner
+
+    def stat(self, path: str) -> Stat | None:
+        return self.inner.stat(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        return self.inner.list_dir(path)
+
+    def read_file(self, path: str) -> bytes:
+        return self.inner.read_file(path)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        self.inner.mkdir(path, mode)
+
+    def create_file(self, path: str, data: bytes, mode: int) -> None:
+        self.inner.create_file(path, data, mode)
+
+    def fsync_file(self, path: str) -> None:
+        self.inner.fsync_file(path)
+
+    def fsync_dir(self, path: str) -> None:
+        self.inner.fsync_dir(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.inner.rename(src, dst)
+
+    def unlink(self, path: str) -> None:
+        self.inner.unlink(path)
+
+    def rmdir(self, path: str) -> None:
+        self.inner.rmdir(path)

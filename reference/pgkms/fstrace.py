@@ -31,7 +31,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from pgkms.fs import FileSystem, Stat
+from pgkms.fs import FileSystem, ForwardingFileSystem
 
 TraceEntry = dict[str, Any]
 
@@ -41,11 +41,11 @@ def relative(datadir: str, path: str) -> str:
     return posixpath.relpath(posixpath.normpath(path), posixpath.normpath(datadir))
 
 
-class TracingFileSystem:
+class TracingFileSystem(ForwardingFileSystem):
     """A ``FileSystem`` that forwards every call to ``inner`` and records the mutating ones."""
 
     def __init__(self, inner: FileSystem, datadir: str, old_datadir: str | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.datadir = datadir
         self.old_datadir = old_datadir
         self.trace: list[TraceEntry] = []
@@ -60,41 +60,31 @@ class TracingFileSystem:
         rel, cluster = self._where(path)
         self.trace.append({"op": op, "path": rel, **extra, **cluster})
 
-    # reads: forwarded, not recorded
-    def stat(self, path: str) -> Stat | None:
-        return self.inner.stat(path)
-
-    def list_dir(self, path: str) -> list[str]:
-        return self.inner.list_dir(path)
-
-    def read_file(self, path: str) -> bytes:
-        return self.inner.read_file(path)
-
     # writes: forwarded, then recorded
     def mkdir(self, path: str, mode: int) -> None:
-        self.inner.mkdir(path, mode)
+        super().mkdir(path, mode)
         self._record("mkdir", path, mode=mode)
 
     def create_file(self, path: str, data: bytes, mode: int) -> None:
-        self.inner.create_file(path, data, mode)
+        super().create_file(path, data, mode)
         self._record("create", path, mode=mode, size=len(data))
 
     def fsync_file(self, path: str) -> None:
-        self.inner.fsync_file(path)
+        super().fsync_file(path)
         self._record("fsync", path)
 
     def fsync_dir(self, path: str) -> None:
-        self.inner.fsync_dir(path)
+        super().fsync_dir(path)
         self._record("fsync_dir", path)
 
     def rename(self, src: str, dst: str) -> None:
-        self.inner.rename(src, dst)
+        super().rename(src, dst)
         self._record("rename", src, to=self._where(dst)[0])
 
     def unlink(self, path: str) -> None:
-        self.inner.unlink(path)
+        super().unlink(path)
         self._record("unlink", path)
 
     def rmdir(self, path: str) -> None:
-        self.inner.rmdir(path)
+        super().rmdir(path)
         self._record("rmdir", path)

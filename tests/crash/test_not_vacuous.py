@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 from pgkms.errors import NoValidKeySet
-from pgkms.fs import FileSystem, Stat
+from pgkms.fs import FileSystem, ForwardingFileSystem
 from pgkms.kdf import derive_kek
 from pgkms.keyset import InternalKeys, load_key_set
 from pgkms.randomness import RandomSource
@@ -22,11 +22,12 @@ ORDERINGS: tuple[Ordering, ...] = ("subset", "prefix")
 pytestmark = pytest.mark.req("CRASH_01", "DISK_07", "REC_02")
 
 
-class SkippingFileSystem:
+class SkippingFileSystem(ForwardingFileSystem):
     """Forwards every operation except the ``nth`` call of one kind on one path (a bug)."""
 
     def __init__(self, inner: FileSystem, kind: str, path: str, nth: int = 1) -> None:
-        self.inner, self.kind, self.path, self.left = inner, kind, path, nth
+        super().__init__(inner)
+        self.kind, self.path, self.left = kind, path, nth
 
     def _skip(self, kind: str, path: str) -> bool:
         if (kind, path) == (self.kind, self.path):
@@ -34,37 +35,13 @@ class SkippingFileSystem:
             return self.left == 0
         return False
 
-    def stat(self, path: str) -> Stat | None:
-        return self.inner.stat(path)
-
-    def list_dir(self, path: str) -> list[str]:
-        return self.inner.list_dir(path)
-
-    def read_file(self, path: str) -> bytes:
-        return self.inner.read_file(path)
-
-    def mkdir(self, path: str, mode: int) -> None:
-        self.inner.mkdir(path, mode)
-
-    def create_file(self, path: str, data: bytes, mode: int) -> None:
-        self.inner.create_file(path, data, mode)
-
     def fsync_file(self, path: str) -> None:
         if not self._skip("fsync_file", path):
-            self.inner.fsync_file(path)
+            super().fsync_file(path)
 
     def fsync_dir(self, path: str) -> None:
         if not self._skip("fsync_dir", path):
-            self.inner.fsync_dir(path)
-
-    def rename(self, src: str, dst: str) -> None:
-        self.inner.rename(src, dst)
-
-    def unlink(self, path: str) -> None:
-        self.inner.unlink(path)
-
-    def rmdir(self, path: str) -> None:
-        self.inner.rmdir(path)
+            super().fsync_dir(path)
 
 
 def without_fsync(kind: str, path: str, nth: int = 1) -> Protocol:

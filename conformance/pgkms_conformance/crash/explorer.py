@@ -254,8 +254,8 @@ class Explorer:
 
     # --- running the protocol ----------------------------------------------------------------
 
-    def rotation_trace(self) -> list[Op]:
-        """The mutating operations of one uninterrupted rotation; checked against the table."""
+    def _rotated(self) -> SimFileSystem:
+        """A simulated disk after one uninterrupted rotation from the initial image."""
         fs = SimFileSystem(self.initial, self.scenario.datadir)
         self.protocol.rotate(
             fs,
@@ -264,7 +264,11 @@ class Explorer:
             Secret(self.scenario.new),
             self.scenario.rotation_random(),
         )
-        return [op for op in fs.trace if op.mutating]
+        return fs
+
+    def rotation_trace(self) -> list[Op]:
+        """The mutating operations of one uninterrupted rotation; checked against the table."""
+        return [op for op in self._rotated().trace if op.mutating]
 
     def phases(self, trace: list[Op]) -> list[str]:
         """The machine's phase after each operation (``ProtocolDeviation`` if off-table)."""
@@ -357,15 +361,7 @@ class Explorer:
     def content_labels(self) -> dict[bytes, str]:
         """Names for the key-file contents the rotation writes, to describe images."""
         labels: dict[bytes, str] = {}
-        final = SimFileSystem(self.initial, self.scenario.datadir)
-        self.protocol.rotate(
-            final,
-            self.scenario.datadir,
-            Secret(self.scenario.old),
-            Secret(self.scenario.new),
-            self.scenario.rotation_random(),
-        )
-        for which, image in (("old", self.initial), ("new", final.image())):
+        for which, image in (("old", self.initial), ("new", self._rotated().image())):
             for path, _, content in image:
                 if content is not None:
                     labels[content] = f"key {path[-1]} under the {which} passphrase"
