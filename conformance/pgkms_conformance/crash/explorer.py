@@ -254,16 +254,18 @@ class Explorer:
 
     # --- running the protocol ----------------------------------------------------------------
 
-    def _rotated(self) -> SimFileSystem:
-        """A simulated disk after one uninterrupted rotation from the initial image."""
-        fs = SimFileSystem(self.initial, self.scenario.datadir)
-        self.protocol.rotate(
-            fs,
-            self.scenario.datadir,
-            Secret(self.scenario.old),
-            Secret(self.scenario.new),
-            self.scenario.rotation_random(),
-        )
+    def _rotated(self, crash_after: int | None = None) -> SimFileSystem:
+        """A simulated disk after a rotation from the initial image, uninterrupted unless the
+        power fails after operation ``crash_after``."""
+        fs = SimFileSystem(self.initial, self.scenario.datadir, crash_after=crash_after)
+        with contextlib.suppress(SimulatedCrash):
+            self.protocol.rotate(
+                fs,
+                self.scenario.datadir,
+                Secret(self.scenario.old),
+                Secret(self.scenario.new),
+                self.scenario.rotation_random(),
+            )
         return fs
 
     def rotation_trace(self) -> list[Op]:
@@ -279,16 +281,7 @@ class Explorer:
 
     def crash_during_rotation(self, crash_point: int) -> SimFileSystem:
         """The filesystem as the rotation left it when the power failed after ``crash_point``."""
-        fs = SimFileSystem(self.initial, self.scenario.datadir, crash_after=crash_point)
-        with contextlib.suppress(SimulatedCrash):
-            self.protocol.rotate(
-                fs,
-                self.scenario.datadir,
-                Secret(self.scenario.old),
-                Secret(self.scenario.new),
-                self.scenario.rotation_random(),
-            )
-        return fs
+        return self._rotated(crash_after=crash_point)
 
     def startup_outcome(self, image: Image, passphrase: bytes) -> tuple[Outcome, list[Op]]:
         """Startup on ``image``: its outcome, and the mutating operations it issued."""

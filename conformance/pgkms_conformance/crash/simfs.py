@@ -298,18 +298,25 @@ class SimFileSystem:
 
     # --- images ------------------------------------------------------------------------------
 
-    def _image(self, entries: dict[int, dict[str, int]], contents: dict[int, bytes]) -> Image:
-        out: list[ImageEntry] = []
+    def _walk(self, entries: dict[int, dict[str, int]]) -> Iterator[tuple[int, str, _File | _Dir]]:
+        """Every inode reachable from the root through ``entries``, with its path (directories
+        end with ``/``)."""
         stack = [(self._root, "")]
         while stack:
             ino, prefix = stack.pop()
             for name, child in entries[ino].items():
                 node = self._inodes[child]
                 if isinstance(node, _Dir):
-                    out.append((f"{prefix}{name}/", node.mode, None))
+                    yield child, f"{prefix}{name}/", node
                     stack.append((child, f"{prefix}{name}/"))
                 else:
-                    out.append((f"{prefix}{name}", node.mode, contents[child]))
+                    yield child, f"{prefix}{name}", node
+
+    def _image(self, entries: dict[int, dict[str, int]], contents: dict[int, bytes]) -> Image:
+        out: list[ImageEntry] = [
+            (path, node.mode, None if isinstance(node, _Dir) else contents[ino])
+            for ino, path, node in self._walk(entries)
+        ]
         return tuple(sorted(out))
 
     def image(self) -> Image:
@@ -349,16 +356,11 @@ class SimFileSystem:
     def _file_outcomes(
         self, entries: dict[int, dict[str, int]], lost: tuple[str, ...], torn: bool
     ) -> Iterator[CrashState]:
-        reachable: list[tuple[int, str]] = []
-        stack = [(self._root, "")]
-        while stack:
-            ino, prefix = stack.pop()
-            for name, child in entries[ino].items():
-                node = self._inodes[child]
-                if isinstance(node, _Dir):
-                    stack.append((child, f"{prefix}{name}/"))
-                elif node.data != node.durable:
-                    reachable.append((child, f"{prefix}{name}"))
+        reachable = [
+            (ino, path)
+            for ino, path, node in self._walk(entries)
+            if isinstance(node, _File) and node.data != node.durable
+        ]
         contents = {i: n.durable for i, n in self._inodes.items() if isinstance(n, _File)}
         options = []
         for ino, _ in reachable:
