@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pgkms_conformance.ids import REQUIREMENT_PATTERN
+
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
 
@@ -47,10 +49,7 @@ needs_types = [
     },
 ]
 # AREA_NN requirements (the lead's citation regex), SEC_<NAME> findings, DEV_<NAME> deviations.
-needs_id_regex = (
-    r"^((PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}"
-    r"|SEC_[A-Z][A-Z0-9_]*|DEV_[A-Z][A-Z0-9_]*)$"
-)
+needs_id_regex = rf"^({REQUIREMENT_PATTERN}|SEC_[A-Z][A-Z0-9_]*|DEV_[A-Z][A-Z0-9_]*)$"
 needs_id_required = True
 needs_role_need_template = "{{ id }}"  # inline references show the bare identifier
 # Statuses used: pinned / draft (requirements), format / fixed (findings), adopted (deviations).

@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-AREAS: Final = (
-    "PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF"  # pinned list
-)
+from pgkms_conformance.ids import AREAS
+
 CITATION_RE: Final = re.compile(rf"\b(?:{AREAS})_\d{{2}}\b")
 RANGE_RE: Final = re.compile(rf"\b({AREAS})_(\d{{2}})\s*\.\.\s*(?:(?:{AREAS})_)?(\d{{2}})\b")
 NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z][A-Z0-9_]*[A-Z0-9]\b")

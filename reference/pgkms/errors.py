@@ -44,6 +44,12 @@ class PassphraseTooLong(PassphraseError):
     code = "passphrase_too_long"
 
 
+class PassphraseCommandTimeout(PassphraseError):
+    """PASS_08: the command did not finish within its timeout; its process group was killed."""
+
+    code = "passphrase_command_timeout"
+
+
 # --- unwrapping (spec: Wrap format) -------------------------------------------------------------
 
 
@@ -112,6 +118,45 @@ class WrongPassphrase(KeyStoreError):
 
 class NoValidKeySet(KeyStoreError):
     code = "no_valid_key_set"
+
+
+class RotationIncomplete(KeyStoreError):
+    """ROT_08: a failure past the point of no return; the new passphrase opens the keys now."""
+
+    code = "rotation_incomplete"
+
+
+# --- concurrency and the environment (spec: Concurrency and the environment) --------------------
+
+
+class KeyDirectoryLocked(KmsError):
+    """CONC_02: another process held the lock for longer than the lock timeout."""
+
+    code = "key_directory_locked"
+
+
+class ServerRunning(KmsError):
+    """CONC_03: postmaster.pid names a live process, or cannot be read."""
+
+    code = "server_running"
+
+
+class SymlinkRefused(KeyStoreError):
+    """ENV_01: a key directory, key file or lock file is a symbolic link."""
+
+    code = "symlink_refused"
+
+
+class NotRegularFile(KeyStoreError):
+    """ENV_02: a key file or lock file is a FIFO, socket, device or directory."""
+
+    code = "not_regular_file"
+
+
+class PermissionsTooOpen(KeyStoreError):
+    """ENV_05: a key directory beyond 0750 or a key file beyond 0640."""
+
+    code = "permissions_too_open"
 
 
 class StorageError(KmsError):

@@ -215,7 +215,38 @@ ERROR_MEANINGS: dict[str, tuple[str, str]] = {
     "key_directory_missing": ("``pg_cryptokeys`` does not exist or is not a directory", "DISK_06"),
     "key_file_missing": ("one of ``0000``, ``0001``, ``0002`` is missing", "DISK_06"),
     "unexpected_file": ("a key directory holds an entry other than the three files", "DISK_06"),
-    "keys_already_exist": ("bootstrap found ``pg_cryptokeys`` or ``pg_cryptokeys_tmp``", "BOOT_01"),
+    "keys_already_exist": (
+        "bootstrap found ``pg_cryptokeys``, or a complete ``pg_cryptokeys_tmp``",
+        "BOOT_01",
+    ),
+    "passphrase_command_timeout": (
+        "the passphrase command did not finish within its timeout; its process group was killed",
+        "PASS_08",
+    ),
+    "rotation_incomplete": (
+        "rotation failed past its point of no return; the new passphrase opens the keys",
+        "ROT_08",
+    ),
+    "key_directory_locked": (
+        "another process held ``pg_cryptokeys.lock`` for longer than the lock timeout",
+        "CONC_02",
+    ),
+    "server_running": (
+        "an offline tool found a live (or unreadable) ``postmaster.pid``",
+        "CONC_03",
+    ),
+    "symlink_refused": (
+        "a key directory, key file or the lock file is a symbolic link",
+        "ENV_01",
+    ),
+    "not_regular_file": (
+        "a key file or the lock file is a FIFO, socket, device or directory",
+        "ENV_02",
+    ),
+    "permissions_too_open": (
+        "a key directory has a mode bit outside 0750, or a key file outside 0640",
+        "ENV_05",
+    ),
     "wrong_passphrase": ("at startup, every key fails its HMAC", "START_03"),
     "no_valid_key_set": (
         "recovery found neither directory valid (and the temporary one present)",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,11 @@ from pgkms.secret import Secret
 from pgkms.startup import startup
 from pgkms_conformance.crash import vectors as vectors_module
 from pgkms_conformance.crash.vectors import crash_vectors, dump
+from pgkms_conformance.ids import REQUIREMENT_CITATION_RE
 
 SCHEMA = Path(vectors_module.__file__).with_name("pgkms_crash_recovery_schema.json")
 VECTORS = Path(__file__).parents[2] / "vectors" / "crash_recovery.json"
-REQ = re.compile(
-    r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
-)
+REQ = REQUIREMENT_CITATION_RE
 
 pytestmark = pytest.mark.req("CRASH_08", "REC_06", "START_04")
 

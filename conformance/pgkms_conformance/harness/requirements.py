@@ -9,17 +9,15 @@ it does not.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Final
 
+from pgkms_conformance.ids import REQUIREMENT_CITATION_RE
 from pgkms_conformance.trace import read_definitions
 
-REQUIREMENT_ID = re.compile(
-    r"\b(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}\b"
-)
+REQUIREMENT_ID = REQUIREMENT_CITATION_RE
 
 
 @dataclass(frozen=True)

@@ -17,19 +17,16 @@ test names no requirement, cites an ID of an unknown area, or carries an unexpla
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pgkms.adapter import handle_line
 
+from pgkms_conformance.ids import CITABLE_ID_RE
 from pgkms_conformance.vectors.canonical import vector_id
 from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
 
-REQUIREMENT_ID: Final = re.compile(
-    r"^(PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|ADP|VEC|CONF)_\d{2}$"
-    r"|^(SEC|DEV)_[A-Z0-9_]+$"
-)
+REQUIREMENT_ID: Final = CITABLE_ID_RE
 RESULTS: Final = ("valid", "invalid", "acceptable")
 VERSION: Final = "1"
 GENERATOR: Final = "pgkms-conformance vectors generate"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from pgkms_conformance.ids import CITABLE_PATTERN
+
 Schema = dict[str, Any]
 
 HEX: Final[Schema] = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
@@ -205,8 +207,7 @@ def family_schema(
                 "uniqueItems": True,
                 "items": {
                     "type": "string",
-                    "pattern": "^((PASS|KDF|WRAP|KEY|DISK|BOOT|START|SQL|ROT|REC|UPG|ERR|CRASH|"
-                    "ADP|VEC|CONF)_[0-9]{2}|(SEC|DEV)_[A-Z0-9_]+)$",
+                    "pattern": CITABLE_PATTERN,
                 },
             },
             "op": {"enum": ops},
