@@ -254,6 +254,20 @@ def percent_percent_kept() -> None:
     _expand(lambda command: command.replace("%p", prompt))
 
 
+def command_quoted_in_message() -> None:
+    """DEV_COMMAND_MESSAGE: the 2020 message ``command "..." failed`` quoted the command."""
+    run = original("passphrase", "run_command")
+    failure = original("failures", "PassphraseFailure")
+
+    def run_command(command: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(command, *args, **kwargs)
+        except failure as exc:
+            raise failure(exc.code, f'command "{command}" failed: {exc.message}') from None
+
+    rebind("passphrase", "run_command", run_command)
+
+
 def prompt_2020() -> None:
     prompt = original("codec", "PROMPT")
 
@@ -723,6 +737,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "startup_without_minimum", "PASS_07", "startup accepts < 64 bytes", startup_without_minimum
     ),
     Mutant("percent_percent_kept", "PASS_02", "%% is not substituted", percent_percent_kept),
+    Mutant(
+        "command_quoted_in_message",
+        "PASS_10",
+        "a failed command's message quotes the command text, as the 2020 patch did",
+        command_quoted_in_message,
+    ),
     Mutant(
         "prompt_2020",
         "PASS_02",

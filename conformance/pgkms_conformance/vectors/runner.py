@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -303,6 +304,8 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
             raise _Verdict("accepted an input that must be rejected", test["error"], "success")
         if response.error_code != test["error"]:
             raise _Verdict("wrong error code", test["error"], str(response.error_code))
+        if "PASS_10" in test["requirements"]:
+            _check_message_quotes_no_command(params, response)
     elif result == "acceptable" and not response.ok:
         if response.error_code in PROTOCOL_CODES:
             raise _Verdict(
@@ -320,6 +323,25 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
         diff = listing_difference(expected["datadir"], after)
         if diff:
             raise _Verdict("key directory after the op differs", *diff)
+
+
+# The tokens of a command that a message must not repeat: long runs of letters and digits, the
+# shape of an inline passphrase (shorter ones, such as "printf", say nothing secret).
+_COMMAND_TOKEN: Final = re.compile(r"[A-Za-z0-9]{12,}")
+
+
+def _check_message_quotes_no_command(params: Json, response: Response) -> None:
+    """PASS_10: a failed command's message carries neither the command's text nor its output."""
+    command, message = str(params.get("command", "")), response.error_message or ""
+    quoted = [t for t in _COMMAND_TOKEN.findall(command) if t in message]
+    if command and command in message:
+        quoted.append(command)
+    if quoted:
+        raise _Verdict(
+            "the error message quotes the passphrase command (PASS_10)",
+            "a message without the command's text",
+            f"a message repeating {len(quoted)} of its long tokens",
+        )
 
 
 def _compare_fields(expected: Json, result: Json) -> None:

@@ -368,7 +368,7 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
             p,
             f"0002 unwraps to a {n}-byte key D('key_directory/long-key-{n}', {n})",
             "key_length_invalid",
-            reqs=["KEY_03"],
+            reqs=["KEY_03", "DEV_UNWRAP_LENGTH"],
         )
 
 

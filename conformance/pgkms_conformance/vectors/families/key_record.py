@@ -41,6 +41,12 @@ def build() -> Family:
             "the order size, id range, id vs name, so every implementation names the same fault.",
             "NO_FILE_NAME": "file_id is null: the record was not read from a named file, so the "
             "name check is skipped.",
+            "LONGER_ACCEPTED_2020": "The 2020 patch read 132 bytes with one read and ignored the "
+            "rest, so it accepted a longer file (DEV_RECORD_SIZE); a conforming reader rejects "
+            "it.",
+            "ID_RANGE_UNCHECKED_2020": "The 2020 patch never range-checked the id inside the "
+            "file: an id of 3 or more indexed past its three-entry key table, an out-of-bounds "
+            "write, and a byte-swapped id crashed it (DEV_RECORD_ID_RANGE).",
         },
     )
     g = fam.group("encode", "encode a record for each key id")
@@ -73,13 +79,16 @@ def build() -> Family:
             "decode_record",
             {"record": data.hex(), "file_id": 1},
             comment=f"{n} bytes (a valid record for key 1, cut or doubled)",
-            requirements=["DISK_03"],
+            requirements=["DISK_03"] + (["DEV_RECORD_SIZE"] if n > 132 else []),
+            flags=["LONGER_ACCEPTED_2020"] if n > 132 else [],
             error="record_size_invalid",
         )
     g = fam.group("wrong_id", "ids outside 0..2, and ids that do not match the file name")
     for raw_id, what in (
         (3, "id 3"),
+        (5, "id 5"),
         (256, "id 256: bytes 00 01 00 00"),
+        (0x01000000, "key 1's id written big-endian (byte-swapped)"),
         (0x02000000, "key 2's id written big-endian"),
         (0xFFFFFFFF, "id 0xffffffff (-1 as a signed integer)"),
         (0x80000000, "id 0x80000000 (negative as a signed integer)"),
@@ -88,8 +97,9 @@ def build() -> Family:
             "decode_record",
             {"record": _record(raw_id, _wrapped(2)).hex(), "file_id": 2},
             comment=f"{what}, read from file 0002",
-            requirements=["DISK_04"],
-            flags=["LITTLE_ENDIAN"] if raw_id == 0x02000000 else [],
+            requirements=["DISK_04", "DEV_RECORD_ID_RANGE"],
+            flags=(["LITTLE_ENDIAN"] if raw_id in (0x01000000, 0x02000000) else [])
+            + ["ID_RANGE_UNCHECKED_2020"],
             error="record_id_invalid",
         )
     g.add(

@@ -57,6 +57,19 @@ NOTES = {
     "CUT_AT_STARTUP": "At startup only the first 1024 bytes are used (PASS_06).",
     "TOO_LONG_REJECTED": "Bootstrap and rotation reject output over 1024 bytes (PASS_05); the "
     "2020 patch cut it silently (DEV_TRUNCATE).",
+    "PIPE_BUFFER_2020": "More output than a pipe holds (64 KiB on Linux): the 2020 patch closed "
+    "the pipe after reading 1024 bytes, so the command died of SIGPIPE and the patch reported a "
+    "failed command (DEV_LONG_OUTPUT). The output must be drained instead.",
+    "PROMPT_OVERFLOW_2020": "Many %p: the 2020 patch copied each prompt into a fixed 1024-byte "
+    "buffer without a bound check and overflowed it (DEV_COMMAND_LENGTH). The command is "
+    "substituted whole.",
+    "LONG_COMMAND_2020": "A configured command longer than 1023 bytes: the 2020 patch silently "
+    "cut it at its buffer's end and ran the cut command (DEV_COMMAND_LENGTH). The command is run "
+    "whole: only its tail prints the passphrase.",
+    "INLINE_SECRET": "The passphrase is written inline in the command, which then fails. The "
+    "2020 message quoted the command text, putting the passphrase into the server log "
+    "(DEV_COMMAND_MESSAGE); the error message must contain neither the command nor its output "
+    "(PASS_10). The harness checks the message for the command's long tokens.",
 }
 
 
@@ -110,6 +123,7 @@ def _substitute(fam: Family) -> None:
         ("%P %x %1 %-", "%P %x %1 %-", "%P (upper case) and others kept", ["KEPT_AS_IS"]),
         ("a%\nb", "a%\nb", "% before a newline kept", ["KEPT_AS_IS"]),
         ("pass-%p-é-%%-ü", f"pass-{PROMPT}-é-%-ü", "non-ASCII text around the sequences", []),
+        ("%p" * 40, PROMPT * 40, "40 %p: 1520 bytes after substitution", ["PROMPT_OVERFLOW_2020"]),
     ]
     for command, result, what, flags in cases:
         g.add(
@@ -179,6 +193,17 @@ def _run(fam: Family) -> None:
             ["PASS_01", "PASS_02"],
         ),
     ]
+    # A 1100-byte no-op first, so that only a command run whole reaches the printf.
+    long_command = ": " + "x" * 1100 + f"; printf '%s' {x64}"
+    exact.append(
+        (
+            long_command,
+            x64.encode(),
+            f"a {len(long_command)}-byte command whose tail prints the passphrase",
+            ["LONG_COMMAND_2020"],
+            ["PASS_01", "PASS_02"],
+        )
+    )
     for command, output, what, flags, reqs in exact:
         g.add(
             "run_passphrase_command",
@@ -215,7 +240,7 @@ def _run(fam: Family) -> None:
         )
         for command, what, flags in (
             ("printf '%01025d' 0", "1025 bytes", []),
-            (long_loop, "100000 bytes from a loop", ["LONG_OUTPUT"]),
+            (long_loop, "100000 bytes from a loop", ["LONG_OUTPUT", "PIPE_BUFFER_2020"]),
         ):
             params = {"command": command, "purpose": purpose}
             if purpose == "startup":
@@ -255,5 +280,32 @@ def _run(fam: Family) -> None:
             comment=what,
             requirements=["PASS_03"],
             flags=flags,
+            error="passphrase_command_failed",
+        )
+    g = fam.group("run_many_prompts", "a command with many %p is substituted and run whole")
+    g.add(
+        "run_passphrase_command",
+        {
+            "command": "printf '%s' '" + "%p" * 40 + "'",
+            "purpose": "startup",
+        },
+        comment="40 %p substituted inside the command: 1520 bytes printed, cut to 1024",
+        requirements=["PASS_02", "PASS_06"],
+        flags=["PROMPT_OVERFLOW_2020", "CUT_AT_STARTUP"],
+        expected={"passphrase": (PROMPT * 40).encode()[:1024].hex()},
+    )
+    inline = alnum("passphrase_command/inline-64", 64).decode()
+    g = fam.group("run_message", "a failing command's message never quotes the command")
+    for command, what in (
+        (f"printf '%s' {inline}; exit 3", "an inline passphrase, then exit 3"),
+        (f"printf '%s' {inline} >&2; false", "an inline passphrase on stderr, then false"),
+        (f"printf '%s' {inline}; kill -KILL $$", "an inline passphrase, then SIGKILL"),
+    ):
+        g.add(
+            "run_passphrase_command",
+            {"command": command, "purpose": "startup"},
+            comment=what,
+            requirements=["PASS_10"],
+            flags=["INLINE_SECRET"],
             error="passphrase_command_failed",
         )

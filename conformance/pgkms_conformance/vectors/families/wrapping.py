@@ -50,7 +50,7 @@ WRAP = Variant(
     key_params=_kek_params,
     wrap_reqs=["WRAP_01", "WRAP_02", "WRAP_04"],
     unwrap_reqs=["WRAP_07", "WRAP_08"],
-    short_reqs=["WRAP_05"],
+    short_reqs=["WRAP_05", "DEV_UNWRAP_LENGTH"],
     what="internal key",
 )
 SQL_WRAP = Variant(
