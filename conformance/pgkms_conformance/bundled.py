@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 import sys
 
+# -P: the current directory is not put on sys.path, so a folder named pgkms (or
+# pgkms_independent) where the harness is run cannot shadow the installed package.
 BUNDLED: dict[str, list[str]] = {
-    "reference": [sys.executable, "-m", "pgkms.adapter"],
-    "independent": [sys.executable, "-m", "pgkms_independent.adapter"],
+    "reference": [sys.executable, "-P", "-m", "pgkms.adapter"],
+    "independent": [sys.executable, "-P", "-m", "pgkms_independent.adapter"],
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -39,7 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The third-party packages the toolkit needs beyond the reference's own (the "conformance"
+# extra). ``pip install -e .`` installs the console script without them.
+EXTRA_MODULES: tuple[str, ...] = ("jsonschema", "hypothesis", "Crypto")
+
+
+def missing_extra() -> list[str]:
+    return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    missing = missing_extra()
+    if missing:
+        sys.stderr.write(
+            f"pgkms-conformance: missing {', '.join(missing)}; install the toolkit with "
+            "pip install 'pgkms[conformance]' (or, from a clone, pip install -e '.[conformance]')\n"
+        )
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))

@@ -27,7 +27,7 @@ OUTSIDE_VIEW = (
 
 
 def mutant_command(name: str) -> list[str]:
-    return [sys.executable, "-m", "pgkms_conformance.mutants.adapter", "--mutant", name]
+    return [sys.executable, "-P", "-m", "pgkms_conformance.mutants.adapter", "--mutant", name]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 // the crypto calls with calls into your own implementation under test.
 //
 // Build: go build -o pgkms-go-adapter .
-// Run:   pgkms-conformance run --adapter ./pgkms-go-adapter
+// Run:   pgkms-conformance run --impl ./pgkms-go-adapter
 package main
 
 import (
