@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pgkms.errors import KeyStoreError, KeysAlreadyExist, KmsError, SymlinkRefused
+import contextlib
+
+from pgkms.errors import KeysAlreadyExist, KeyStoreError, KmsError, SymlinkRefused
 from pgkms.fs import FileSystem, OsFileSystem, join
 from pgkms.kdf import derive_kek
 from pgkms.keyset import (
@@ -27,6 +29,7 @@ def bootstrap(
     passphrase: Secret,
     fs: FileSystem | None = None,
     random: RandomSource = system_random,
+    *,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> InternalKeys:
     """Create the key directory of a new cluster and return its internal keys.
@@ -91,9 +94,7 @@ def _write_aside_and_rename(fs: FileSystem, datadir: str, records: list[KeyRecor
     except KmsError:
         # The rename may or may not be durable, and nothing was ever encrypted under these keys
         # (bootstrap has not succeeded): undo it, so a retry finds nothing in its way (BOOT_05).
-        try:
+        with contextlib.suppress(KmsError):
             fs.rename(current, tmp)
-        except KmsError:
-            pass
         discard_quietly(fs, datadir, tmp)
         raise

@@ -225,7 +225,9 @@ def remove_tree(fs: FileSystem, directory: str) -> None:
     """
     top = fs.stat(directory)
     if top is not None and top.kind == "symlink":
-        raise SymlinkRefused(f"{shown(directory)}: is a symbolic link; nothing is removed through it")
+        raise SymlinkRefused(
+            f"{shown(directory)}: is a symbolic link; nothing is removed through it"
+        )
     pending: list[tuple[str, bool]] = [(directory, False)]  # (path, its entries are gone)
     while pending:
         path, emptied = pending.pop()

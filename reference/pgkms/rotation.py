@@ -23,6 +23,7 @@ def rotate(
     new_passphrase: Secret,
     fs: FileSystem | None = None,
     random: RandomSource = system_random,
+    *,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> InternalKeys:
     """Re-wrap the internal keys under ``new_passphrase``; return the (unchanged) keys.

@@ -29,18 +29,13 @@ def _unprintable(ch: str) -> bool:
     # C0 and C1 controls, DEL, the line and paragraph separators, and the lone surrogates
     # os.listdir uses for bytes that are not UTF-8 (surrogateescape)
     return (
-        code < 0x20
-        or 0x7F <= code <= 0x9F
-        or code in (0x2028, 0x2029)
-        or 0xD800 <= code <= 0xDFFF
+        code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF
     )
 
 
 def shown(path: str) -> str:
     """``path`` for a message: control characters and backslashes escaped, nothing else."""
-    return "".join(
-        "\\\\" if ch == "\\" else _escape(ch) if _unprintable(ch) else ch for ch in path
-    )
+    return "".join("\\\\" if ch == "\\" else _escape(ch) if _unprintable(ch) else ch for ch in path)
 
 
 def one_line(text: str) -> str:

@@ -15,6 +15,7 @@ def startup(
     datadir: str,
     passphrase: Secret,
     fs: FileSystem | None = None,
+    *,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> InternalKeys:
     """Open the cluster's keys, or raise the error that keeps the server from starting.

@@ -29,6 +29,7 @@ def copy_keys_for_upgrade(
     new_datadir: str,
     passphrase: Secret,
     fs: FileSystem | None = None,
+    *,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> InternalKeys:
     """UPG_01: install the old cluster's key records in the new cluster, byte for byte.

@@ -31,12 +31,11 @@ def read_listing(root: Path) -> Listing:
     out: Listing = {}
     for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
-        if base == root:
-            filenames = [n for n in filenames if n != LOCK_FILE]
+        files = [n for n in filenames if base != root or n != LOCK_FILE]
         for name in dirnames:
             path = base / name
             out[path.relative_to(root).as_posix() + "/"] = Entry(_mode(path), None)
-        for name in filenames:
+        for name in files:
             path = base / name
             out[path.relative_to(root).as_posix()] = Entry(_mode(path), path.read_bytes())
     return dict(sorted(out.items()))

@@ -65,12 +65,11 @@ def snapshot(root: Path) -> Listing:
     procedure may create it, and it holds no key state."""
     out: Listing = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            filenames = [n for n in filenames if n != LOCK_FILE]
+        files = [n for n in filenames if Path(dirpath) != root or n != LOCK_FILE]
         for name in sorted(dirnames):
             p = Path(dirpath, name)
             out[p.relative_to(root).as_posix() + "/"] = {"mode": stat.S_IMODE(p.lstat().st_mode)}
-        for name in sorted(filenames):
+        for name in sorted(files):
             p = Path(dirpath, name)
             st = p.lstat()
             entry: dict[str, Any] = {"mode": stat.S_IMODE(st.st_mode)}
