@@ -26,7 +26,7 @@ from pgkms.errors import (
     UnwrapError,
     WrongPassphrase,
 )
-from pgkms.fs import FileSystem, Stat, join
+from pgkms.fs import FileSystem, Stat, join, kind_name
 from pgkms.kdf import WrapKeys, split_internal_key
 from pgkms.layout import (
     INTERNAL_KEY_LEN,
@@ -96,7 +96,9 @@ def check_key_directory(st: Stat | None, directory: str, check_modes: bool = Tru
             f"{shown(directory)}: key directory is a symbolic link; it is never followed"
         )
     if st.kind != "dir":
-        raise KeyDirectoryMissing(f"{shown(directory)}: expected a directory, found a {st.kind}")
+        raise KeyDirectoryMissing(
+            f"{shown(directory)}: expected a directory, found a {kind_name(st.kind)}"
+        )
     if check_modes and st.mode & ~KEY_DIR_MODE_ALLOWED:
         raise PermissionsTooOpen(
             f"{shown(directory)}: key directory has mode {st.mode:04o}, "
@@ -113,7 +115,9 @@ def read_key_file(fs: FileSystem, path: str, key_id: KeyId, check_modes: bool = 
     if st.kind == "symlink":
         raise SymlinkRefused(f"{shown(path)}: key file is a symbolic link; it is never followed")
     if st.kind != "file":
-        raise NotRegularFile(f"{shown(path)}: expected a regular file, found a {st.kind}")
+        raise NotRegularFile(
+            f"{shown(path)}: expected a regular file, found a {kind_name(st.kind)}"
+        )
     if check_modes and st.mode & ~KEY_FILE_MODE_ALLOWED:
         raise PermissionsTooOpen(
             f"{shown(path)}: key file has mode {st.mode:04o}, "
