@@ -26,7 +26,7 @@ ROUNDS = 20
 def _keys(datadir: Path, passphrase: bytes) -> list[bytes] | None:
     try:
         return [k.reveal() for k in startup(str(datadir), Secret(passphrase)).by_id().values()]
-    except Exception:  # noqa: BLE001  (any failure means: this passphrase does not open them)
+    except Exception:  # any failure means: this passphrase does not open them
         return None
 
 
@@ -69,7 +69,7 @@ def test_startup_during_a_paused_rotation_keeps_both_key_sets(tmp_path: Path) ->
         started = time.monotonic()
         verify = run_pgkms("verify", str(datadir), "--passphrase-command", new, timeout=60)
         waited = time.monotonic() - started
-        rotation_out, rotation_err = rotation.communicate(timeout=60)
+        _, rotation_err = rotation.communicate(timeout=60)
     finally:
         rotation.kill()
         rotation.wait(timeout=10)
@@ -117,7 +117,7 @@ def test_concurrent_rotations_lose_nothing(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert outcomes.get("ok", 0) >= ROUNDS  # at least one rotation per round succeeded
     assert elapsed < 300
-    print(f"{ROUNDS} rounds, outcomes {outcomes}, {elapsed:.1f} s")  # noqa: T201
+    print(f"{ROUNDS} rounds, outcomes {outcomes}, {elapsed:.1f} s")
 
 
 @pytest.mark.req("CONC_01")
