@@ -118,9 +118,16 @@ def opens_under(datadir: Path, command: str) -> bool:
 
 
 def group_gone(pgid: int) -> bool:
-    """No process of the process group ``pgid`` is left (zombies reaped by their parent)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """No live process of the process group ``pgid`` is left. A killed grandchild is a zombie
+    until PID 1 reaps it, which this machine's init does only every second or so: a zombie
+    runs nothing and holds nothing, so it counts as gone."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_file.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+        state, _ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state not in {"Z", "X"}:
+            return False
+    return True
