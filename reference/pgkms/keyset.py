@@ -266,12 +266,16 @@ def discard_quietly(fs: FileSystem, datadir: str, directory: str) -> None:
 
 
 NO_RETURN_ROTATION = (
-    "the keys now open under the NEW passphrase only; the next startup (or recovery) under "
-    "the new passphrase completes the rotation"
+    "the keys now open under the NEW passphrase; the next startup (or recovery) under the new "
+    "passphrase completes the rotation"
 )
+# Both clusters' sets open under the one passphrase, so recovery adopts the copy only once the
+# new cluster's own set is incomplete (REC_02): if the failure came before any file of it was
+# removed, recovery keeps that set and the copy is simply undone.
 NO_RETURN_UPGRADE = (
-    f"the copied keys are complete in {KEY_TMP_DIR}; the next startup (or recovery) under the "
-    "passphrase completes the copy"
+    f"the copied keys are complete in {KEY_TMP_DIR}; the next startup (or recovery) completes "
+    f"the copy if the removal of {KEY_DIR} had begun, otherwise it keeps this cluster's own "
+    "keys and the upgrade's key copy must be run again"
 )
 
 
