@@ -136,7 +136,13 @@ def test_rotation_with_any_mutating_call_failing(tmp_path: Path, k: int) -> None
     except (RotationIncomplete, StorageError) as exc:
         failure = exc
     assert failure is not None, f"rotation ignored its failing call {fs.calls[k - 1]}"
-    removal_began = any(c.startswith(("unlink", "rmdir")) for c in fs.calls)
+    # the point of no return: the first removal in pg_cryptokeys (the clean-up's removals in
+    # pg_cryptokeys_tmp do not count)
+    removal_began = any(
+        c.startswith(("unlink", "rmdir"))
+        and ("/pg_cryptokeys/" in c or c.endswith("/pg_cryptokeys"))
+        for c in fs.calls[:k]
+    )
     if isinstance(failure, RotationIncomplete):  # ROT_08: at or past the first removal
         assert removal_began, fs.calls
         assert "NEW passphrase" in failure.message
