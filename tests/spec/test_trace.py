@@ -21,8 +21,8 @@ UNKNOWN_SEC = "SEC" + "_NOPE"
 # The requirement IDs the lead pinned for v1 (the brief's requirements list): the spec must define
 # every one of them, with exactly these numbers.
 PINNED = {
-    "PASS": 7, "KDF": 1, "WRAP": 8, "KEY": 3, "DISK": 7, "BOOT": 4, "START": 4, "SQL": 4,
-    "ROT": 6, "REC": 6, "UPG": 1, "ERR": 1, "ADP": 5,
+    "PASS": 9, "KDF": 1, "WRAP": 8, "KEY": 3, "DISK": 7, "BOOT": 5, "START": 4, "SQL": 4,
+    "ROT": 8, "REC": 6, "UPG": 1, "ERR": 1, "ADP": 6, "CONC": 3, "ENV": 5,
 }  # fmt: skip
 
 
