@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pgkms_conformance import trace
+from pgkms_conformance import ids, trace
 
 REPO = Path(__file__).resolve().parents[2]
 # Identifiers the spec does not define, assembled so that this file does not itself cite them
@@ -253,7 +253,7 @@ def test_json_report(tmp_path: Path) -> None:
     assert doc["requirements"]["WRAP_01"]["tests"] == ["tests/test_a.py::test_one"]
 
 
-AREAS = trace.AREAS.split("|")
+AREAS = ids.AREAS.split("|")
 
 
 @given(
