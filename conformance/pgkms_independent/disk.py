@@ -444,7 +444,8 @@ def exclusive(datadir: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[N
 
     The lock file is created if missing (mode 0600) and never removed: removing it would let two
     processes lock two different files of the same name."""
-    key = os.path.realpath(datadir)
+    path = os.path.join(datadir, LOCK_FILE)
+    key = _guard("resolve", datadir, lambda: os.path.realpath(datadir))
     held = _held.get(key)
     if held is not None:
         held.depth += 1
@@ -453,7 +454,6 @@ def exclusive(datadir: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[N
         finally:
             held.depth -= 1
         return
-    path = os.path.join(datadir, LOCK_FILE)
     fd = _open_lock_file(path)
     try:
         _wait_for_lock(fd, path, timeout)
