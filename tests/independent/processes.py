@@ -54,14 +54,14 @@ class Adapter:
         self.proc.stdin.flush()
         return self._next
 
-    def receive(self, timeout: float = 30.0) -> dict[str, Any]:
+    def receive(self, wait: float = 30.0) -> dict[str, Any]:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no answer from the adapter within {timeout} s")
+                raise TimeoutError(f"no answer from the adapter within {wait} s")
             poller = select.poll()
             poller.register(fd, select.POLLIN)
             if poller.poll(left * 1000):
@@ -73,9 +73,9 @@ class Adapter:
         response: dict[str, Any] = json.loads(line)
         return response
 
-    def call(self, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+    def call(self, op: str, wait: float = 30.0, **fields: Any) -> dict[str, Any]:
         sent = self.send(op, **fields)
-        response = self.receive(timeout)
+        response = self.receive(wait)
         assert response["id"] == sent
         return response
 
