@@ -46,7 +46,7 @@ class Adapter:
         self._next = 0
         self._buffer = b""
 
-    def send(self, op: str, **fields: Any) -> int:
+    def send(self, op: str, **fields: object) -> int:
         self._next += 1
         request = {"id": self._next, "op": op, **fields}
         assert self.proc.stdin is not None
@@ -73,7 +73,7 @@ class Adapter:
         response: dict[str, Any] = json.loads(line)
         return response
 
-    def call(self, op: str, wait: float = 30.0, **fields: Any) -> dict[str, Any]:
+    def call(self, op: str, wait: float = 30.0, **fields: object) -> dict[str, Any]:
         sent = self.send(op, **fields)
         response = self.receive(wait)
         assert response["id"] == sent

@@ -54,10 +54,15 @@ def opens_under(datadir: Path) -> list[bytes]:
 def test_a_held_lock_gives_key_directory_locked_within_the_timeout(tmp_path: Path) -> None:
     bootstrapped(tmp_path)
     before = snapshot(tmp_path)
-    rotate = {"datadir": str(tmp_path), "old_passphrase": OLD.hex(), "new_passphrase": NEW.hex()}
     with Adapter() as adapter, LockHolder(tmp_path, 30):
         started = time.monotonic()
-        answer = adapter.call("rotate", lock_timeout=1, **rotate)
+        answer = adapter.call(
+            "rotate",
+            lock_timeout=1,
+            datadir=str(tmp_path),
+            old_passphrase=OLD.hex(),
+            new_passphrase=NEW.hex(),
+        )
         waited = time.monotonic() - started
         assert code(answer) == "key_directory_locked"
         assert 1.0 <= waited < 2.5
