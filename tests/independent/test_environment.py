@@ -20,6 +20,7 @@ from pgkms_independent.keystore import Cluster
 from tests.independent.processes import IVS, KEYS, NEW, OLD, Adapter, code
 
 HOSTILE_ANSWER_WITHIN = 10.0  # seconds: a hang is a failure, not a stuck test run
+DEEP_REMOVAL_WITHIN = 30.0  # 1101 directory fsyncs: 1.2 s measured alone, more on a busy disk
 
 
 def code_of(action: Callable[[], object]) -> Code:
@@ -133,7 +134,7 @@ def test_1100_nested_directories_beside_a_valid_current(tmp_path: Path) -> None:
     started = time.monotonic()
     with disk.tracing(str(data)) as trace:
         assert cluster.recover_with(OLD) == "discard_tmp"
-    assert time.monotonic() - started < HOSTILE_ANSWER_WITHIN
+    assert time.monotonic() - started < DEEP_REMOVAL_WITHIN
     assert not deep.exists()
     assert sum(1 for entry in trace if entry["op"] == "rmdir") == 1101
     # ENV_04: each directory fsynced after its entries went, before its own rmdir
