@@ -13,6 +13,7 @@ is counted and the directory rebuilt from the IUT's own key set, so later rounds
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -174,19 +175,15 @@ class Stress:
         tasks = schedule(self.seed, index, self.max_procs)
         result = RoundResult(index, tasks)
         for i in range(len(tasks)):
-            try:
+            with contextlib.suppress(AdapterFailure):  # the request below reports it
                 self._proc(i)  # started before the barrier: the procedures race, not the starts
-            except AdapterFailure:
-                pass  # the request below reports it
         gate = threading.Barrier(len(tasks))
         answers: list[Answer | AdapterFailure | None] = [None] * len(tasks)
 
         def work(i: int) -> None:
             params = self._params(tasks[i])
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 gate.wait(timeout=REQUEST_BOUND)
-            except threading.BrokenBarrierError:
-                pass
             answers[i] = self.ask(i, tasks[i].op, params)
 
         threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(tasks))]
@@ -232,6 +229,7 @@ def _describe(answer: Answer | AdapterFailure | None) -> str:
 
 def run_rounds(
     command: list[str],
+    *,
     rounds: int,
     max_procs: int,
     seed: int,
@@ -274,9 +272,9 @@ def run_concurrency(ctx: Context, rounds: int = DEFAULT_ROUNDS) -> Iterator[Case
         return
     result = run_rounds(
         list(ctx.session.command),
-        rounds,
-        MAX_PROCS,
-        ctx.seed,
+        rounds=rounds,
+        max_procs=MAX_PROCS,
+        seed=ctx.seed,
         on_round=lambda _: ctx.progress.tick(),
         redactor=ctx.redactor,
     )

@@ -55,7 +55,13 @@ def strace_unavailable() -> str | None:
     """None when strace can inject errors here, else why not (probed once per process)."""
     if shutil.which("strace") is None:
         return "strace is not installed"
-    probe = "import os,sys\ntry:\n os.fsync(1)\nexcept OSError as e:\n sys.exit(7 if e.errno == 5 else 3)"
+    probe = "\n".join(
+        (
+            "import os, sys",
+            "try:\n os.fsync(1)",
+            "except OSError as e:\n sys.exit(7 - 4 * (e.errno != 5))",
+        )
+    )
     try:
         done = subprocess.run(
             [
@@ -200,137 +206,111 @@ def _one(kit: Kit, op: str, family: str, when: int) -> Case | bool | None:
     hit = _injection(log, d, family, when, op)
     if hit is None:
         return True if _injected_anywhere(log) else None
-    name = f"{op} with {family} call #{when} failing (EIO)"
-    source = {"op": op, "injection": f"{family} #{when}: {hit.line}"}
-    if op == "rotate":
-        return _judge_rotation(kit, name, d, before, t, hit, source)
-    return _judge_bootstrap(kit, name, d, t, hit, source)
+    run = Injected(kit, f"{op} with {family} call #{when} failing (EIO)", d, before, t, hit)
+    return _judge_rotation(run) if op == "rotate" else _judge_bootstrap(run)
 
 
-def _fail(kit: Kit, name: str, req: str, source: dict[str, str], expected: str, found: str) -> Case:
-    kit.ctx.progress.failed()
-    return case(name, Verdict.FAILED, (req,), CHECK, expected=expected, found=found, **source)
+@dataclass(frozen=True)
+class Injected:
+    """One injected run, to be judged."""
+
+    kit: Kit
+    name: str
+    datadir: Path
+    before: Snapshot
+    answer: Timed
+    hit: Injection
+
+    @property
+    def source(self) -> dict[str, str]:
+        return {"injection": f"{self.hit.family} #{self.hit.when}: {self.hit.line}"}
+
+    def passed(self, req: str) -> Case:
+        return case(self.name, Verdict.PASSED, (req,), CHECK, **self.source)
+
+    def failed(self, req: str, expected: str, found: str) -> Case:
+        self.kit.ctx.progress.failed()
+        return case(
+            self.name, Verdict.FAILED, (req,), CHECK, expected=expected, found=found, **self.source
+        )
 
 
-def _judge_rotation(
-    kit: Kit,
-    name: str,
-    d: Path,
-    before: Snapshot,
-    t: Timed,
-    hit: Injection,
-    source: dict[str, str],
-) -> Case:
-    old, new = kit.secrets.a, kit.secrets.b
+def _judge_rotation(run: Injected) -> Case:
+    kit, d, t, hit = run.kit, run.datadir, run.answer, run.hit
     if t.ok:
         if hit.family == "fsync":
-            return _fail(
-                kit,
-                name,
+            return run.failed(
                 "DISK_07",
-                source,
                 "an error: a durability point failed",
                 f"{t.describe()} although an fsync failed",
             )
-        opened, said = opens_original(kit, d, new)
+        opened, said = opens_original(kit, d, kit.secrets.b)
         req = "ROT_08" if hit.past_point_of_no_return else "ROT_07"
         if opened and not (d / TMP).exists():
-            return case(name, Verdict.PASSED, (req,), CHECK, **source)
-        return _fail(kit, name, req, source, "success only with the rotation complete", said)
+            return run.passed(req)
+        return run.failed(req, "success only with the rotation complete", said)
     if hit.past_point_of_no_return:
         if t.code != "rotation_incomplete":
-            return _fail(
-                kit,
-                name,
-                "ROT_08",
-                source,
-                "error rotation_incomplete (past the point of no return)",
-                t.describe(),
+            return run.failed(
+                "ROT_08", "error rotation_incomplete (past the point of no return)", t.describe()
             )
-        opened, said = opens_original(kit, d, new)
+        opened, said = opens_original(kit, d, kit.secrets.b)
         if opened:
-            return case(name, Verdict.PASSED, ("ROT_08",), CHECK, **source)
-        return _fail(
-            kit, name, "ROT_08", source, "the new passphrase opens the original keys", said
-        )
-    after = key_dirs(d)
-    old_set = {k: v for k, v in before.items() if k.startswith(KD + "/") or k == KD}
-    kept = {k: v for k, v in after.items() if k.startswith(KD + "/") or k == KD} == old_set
+            return run.passed("ROT_08")
+        return run.failed("ROT_08", "the new passphrase opens the original keys", said)
+    old_set = {k: v for k, v in run.before.items() if k.startswith(KD + "/") or k == KD}
+    kept = {k: v for k, v in key_dirs(d).items() if k.startswith(KD + "/") or k == KD} == old_set
     if (d / TMP).exists() or not kept:
         what = f"{TMP} left behind" if (d / TMP).exists() else f"{KD} changed"
-        return _fail(
-            kit,
-            name,
+        return run.failed(
             "ROT_07",
-            source,
             f"{TMP} removed, {KD} as before (failure before the point of no return)",
             f"{t.describe()}; {what}",
         )
-    opened, said = opens_original(kit, d, old)
+    opened, said = opens_original(kit, d, kit.secrets.a)
     if not opened:
-        return _fail(
-            kit, name, "ROT_07", source, "the old passphrase opens the original keys", said
-        )
+        return run.failed("ROT_07", "the old passphrase opens the original keys", said)
     if t.code == "rotation_incomplete":
-        return _fail(
-            kit,
-            name,
+        return run.failed(
             "ROT_08",
-            source,
             "the failure's own code: the old passphrase still opens the keys",
             t.describe(),
         )
-    return case(name, Verdict.PASSED, ("ROT_07",), CHECK, **source)
+    return run.passed("ROT_07")
 
 
-def _judge_bootstrap(
-    kit: Kit, name: str, d: Path, t: Timed, hit: Injection, source: dict[str, str]
-) -> Case:
-    a = kit.secrets.a
-    passphrase = {"datadir": str(d), "passphrase": a.hex()}
+def _judge_bootstrap(run: Injected) -> Case:
+    kit, d, t, hit = run.kit, run.datadir, run.answer, run.hit
+    params = {"datadir": str(d), "passphrase": kit.secrets.a.hex()}
     if t.ok:
         if hit.family == "fsync":
-            return _fail(
-                kit,
-                name,
+            return run.failed(
                 "DISK_07",
-                source,
                 "an error: a durability point failed",
                 f"{t.describe()} although an fsync failed",
             )
-        opened = kit.ask("startup", passphrase, 30.0)
+        opened = kit.ask("startup", params, 30.0)
         if opened.ok:
-            return case(name, Verdict.PASSED, ("BOOT_05",), CHECK, **source)
-        return _fail(kit, name, "BOOT_05", source, "a key set that opens", opened.describe())
+            return run.passed("BOOT_05")
+        return run.failed("BOOT_05", "a key set that opens", opened.describe())
     if (d / TMP).exists():
-        return _fail(
-            kit,
-            name,
+        return run.failed(
             "BOOT_05",
-            source,
             f"{TMP} removed before the failure is reported",
             f"{t.describe()}; {TMP} left behind",
         )
     if (d / KD).exists():
-        opened = kit.ask("startup", passphrase, 30.0)
+        opened = kit.ask("startup", params, 30.0)
         if opened.ok:  # the failure came after the rename: the keys exist, a retry is not due
-            return case(name, Verdict.PASSED, ("BOOT_05",), CHECK, **source)
-        return _fail(
-            kit,
-            name,
+            return run.passed("BOOT_05")
+        return run.failed(
             "BOOT_05",
-            source,
             f"no partial {KD} after a failed bootstrap",
             f"{t.describe()}; {KD} left that does not open: {opened.describe()}",
         )
-    retry = kit.ask("bootstrap", passphrase, 30.0)
+    retry = kit.ask("bootstrap", params, 30.0)
     if retry.ok:
-        return case(name, Verdict.PASSED, ("BOOT_05",), CHECK, **source)
-    return _fail(
-        kit,
-        name,
-        "BOOT_05",
-        source,
-        "a retried bootstrap succeeds",
-        f"{t.describe()}; the retry: {retry.describe()}",
+        return run.passed("BOOT_05")
+    return run.failed(
+        "BOOT_05", "a retried bootstrap succeeds", f"{t.describe()}; the retry: {retry.describe()}"
     )

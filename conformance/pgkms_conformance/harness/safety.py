@@ -82,10 +82,10 @@ def _refusal(
     name: str,
     reqs: tuple[str, ...],
     check: str,
+    *,
     op: str,
     datadir: Path,
     code: str,
-    *,
     extra: Json | None = None,
     watch: Path | None = None,
     within: float = HOSTILE_BOUND,
@@ -184,9 +184,9 @@ def _held(kit: Kit, name: str, op: str, d: Path, check: str) -> Iterator[Case]:
             name,
             ("CONC_01",),
             check,
-            op,
-            d,
-            "key_directory_locked",
+            op=op,
+            datadir=d,
+            code="key_directory_locked",
             extra={"lock_timeout": LOCK_WAIT},
             within=LOCK_WAIT + HOSTILE_BOUND,
         )
@@ -217,7 +217,7 @@ def pidfile_checks(kit: Kit) -> Iterator[Case]:
         d = kit.fresh(with_keys=op != "bootstrap")
         (d / PIDFILE).write_text(live)
         name = f"{op} with postmaster.pid naming a live process"
-        yield _refusal(kit, name, ("CONC_03",), check, op, d, "server_running")
+        yield _refusal(kit, name, ("CONC_03",), check, op=op, datadir=d, code="server_running")
     d = kit.fresh()
     (d / PIDFILE).write_text("not a process id\n")
     yield _refusal(
@@ -225,9 +225,9 @@ def pidfile_checks(kit: Kit) -> Iterator[Case]:
         "startup with an unparsable postmaster.pid",
         ("CONC_03",),
         check,
-        "startup",
-        d,
-        "server_running",
+        op="startup",
+        datadir=d,
+        code="server_running",
     )
     d = kit.fresh()
     (d / PIDFILE).write_text(f"{reaped_pid()}\n")
@@ -271,30 +271,30 @@ def symlink_checks(kit: Kit) -> Iterator[Case]:
         d, c = kit.fresh(), _canary(kit, with_keys=True)
         os.symlink(c, d / TMP)
         name = f"{op} with {TMP} a symbolic link to a canary directory"
-        yield _refusal(kit, name, reqs, check, op, d, "symlink_refused", watch=c)
+        yield _refusal(kit, name, reqs, check, op=op, datadir=d, code="symlink_refused", watch=c)
     for op in ("startup", "recover"):
         d, c = kit.fresh(), _canary(kit, with_keys=True)
         os.rename(d / KD, d / TMP)
         os.symlink(c, d / KD)
         name = f"{op} with {KD} a symbolic link to a canary, beside a valid temporary set"
-        yield _refusal(kit, name, reqs, check, op, d, "symlink_refused", watch=c)
+        yield _refusal(kit, name, reqs, check, op=op, datadir=d, code="symlink_refused", watch=c)
     d, c = kit.fresh(), _canary(kit, with_keys=True)
     os.unlink(d / KD / "0001")
     os.symlink(c / "0001", d / KD / "0001")
     name = "startup with a key file a symbolic link to a canary file"
-    yield _refusal(kit, name, reqs, check, "startup", d, "symlink_refused", watch=c)
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="symlink_refused", watch=c)
     d = kit.fresh()
     os.unlink(d / KD / "0000")
     os.symlink("/dev/zero", d / KD / "0000")
     name = "startup with a key file a symbolic link to /dev/zero"
-    yield _refusal(kit, name, reqs, check, "startup", d, "symlink_refused")
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="symlink_refused")
     name = "startup with the lock file a symbolic link into a canary"
     if "concurrency" not in kit.caps:
         yield kit.unsupported(name, reqs, check, "the IUT does not claim concurrency")
         return
     d, c = kit.fresh(), _canary(kit, with_keys=False)
     os.symlink(c / "lock-created-through-a-link", d / LOCK)
-    yield _refusal(kit, name, reqs, check, "startup", d, "symlink_refused", watch=c)
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="symlink_refused", watch=c)
 
 
 # -- ENV_02 .. ENV_05: special files, size, depth, permissions --
@@ -309,14 +309,14 @@ def special_file_checks(kit: Kit) -> Iterator[Case]:
     os.unlink(d / KD / "0000")
     os.mkfifo(d / KD / "0000", 0o600)
     name = "startup with a FIFO as key file 0000"
-    yield _refusal(kit, name, reqs, check, "startup", d, "not_regular_file")
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="not_regular_file")
     name = "startup with a FIFO as the lock file"
     if "concurrency" not in kit.caps:
         yield kit.unsupported(name, reqs, check, "the IUT does not claim concurrency")
         return
     d = kit.fresh()
     os.mkfifo(d / LOCK, 0o600)
-    yield _refusal(kit, name, reqs, check, "startup", d, "not_regular_file")
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="not_regular_file")
 
 
 def size_checks(kit: Kit) -> Iterator[Case]:
@@ -415,11 +415,11 @@ def permission_checks(kit: Kit) -> Iterator[Case]:
     d = kit.fresh()
     os.chmod(d / KD / "0001", 0o666)  # noqa: S103  (the hostile input under test)
     name = "startup with key file 0001 mode 0666"
-    yield _refusal(kit, name, reqs, check, "startup", d, "permissions_too_open")
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="permissions_too_open")
     d = kit.fresh()
     os.chmod(d / KD, 0o777)  # noqa: S103  (the hostile input under test)
     name = "startup with the key directory mode 0777"
-    yield _refusal(kit, name, reqs, check, "startup", d, "permissions_too_open")
+    yield _refusal(kit, name, reqs, check, op="startup", datadir=d, code="permissions_too_open")
 
 
 # -- PASS_08, PASS_09: passphrase commands that never end --
@@ -571,7 +571,9 @@ def bootstrap_retry_checks(kit: Kit) -> Iterator[Case]:
     d = kit.fresh(with_keys=False)
     copy_tree(kit.template / KD, d / TMP)
     name = "bootstrap beside a lone complete temporary set"
-    yield _refusal(kit, name, ("BOOT_01",), check, "bootstrap", d, "keys_already_exist")
+    yield _refusal(
+        kit, name, ("BOOT_01",), check, op="bootstrap", datadir=d, code="keys_already_exist"
+    )
 
 
 def faults(kit: Kit) -> Iterator[Case]:
