@@ -7,11 +7,20 @@ on stdout. ADP_02: bytes travel as lowercase hex. ADP_03: failures carry a stabl
 Each operation declares its parameters in ``PARAMETERS`` (name -> ``Param``); a request is
 checked against that declaration completely (names, types, hex, sizes) before the operation
 runs, so a malformed request never has an effect on disk.
+
+ADP_06: ``lock_timeout`` on the procedures that may change the key directories, ``timeout`` on
+``run_passphrase_command``; capabilities ``concurrency`` (CONC_01..CONC_03) and
+``passphrase_timeout`` (PASS_08, PASS_09). On SIGTERM or SIGINT the adapter kills the process
+group of any passphrase command it runs, then exits at once: a procedure it interrupts is left
+as a crash would leave it, which recovery settles (the lock goes with the process).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,7 +41,14 @@ from pgkms_independent.entropy import Entropy, fresh
 from pgkms_independent.failures import Code, Failure, ProtocolFailure
 from pgkms_independent.hidden import Hidden
 from pgkms_independent.keystore import Cluster
-from pgkms_independent.passphrase import Purpose, acquire, effective, expand
+from pgkms_independent.passphrase import (
+    DEFAULT_TIMEOUT,
+    Purpose,
+    acquire,
+    effective,
+    expand,
+    kill_running_groups,
+)
 from pgkms_independent.primitives import KeyPair, derive, open_sealed, seal
 from pgkms_independent.sql import pg_unwrap, pg_wrap
 
@@ -44,10 +60,11 @@ Json = dict[str, Any]
 class Param:
     """One request parameter: its JSON kind, whether it may be absent/null, byte sizes."""
 
-    kind: str  # "hex", "hex_list", "text", "int", "purpose", "flag"
+    kind: str  # "hex", "hex_list", "text", "int", "purpose", "flag", "seconds"
     optional: bool = False
     size: int | None = None  # exact byte length for hex (each item for hex_list)
     count: int | None = None  # exact item count for hex_list
+    zero_allowed: bool = False  # for seconds: whether 0 is accepted (>= 0 rather than > 0)
 
 
 def _bad(message: str) -> ProtocolFailure:
@@ -82,6 +99,14 @@ def _check(name: str, param: Param, value: object) -> object:
         if not isinstance(value, bool):
             raise _bad(f"{name}: expected true or false")
         return value
+    if param.kind == "seconds":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad(f"{name}: expected a number of seconds")
+        low_ok = value >= 0 if param.zero_allowed else value > 0
+        if not math.isfinite(value) or not low_ok:
+            bound = ">= 0" if param.zero_allowed else "> 0"
+            raise _bad(f"{name}: expected a finite number of seconds {bound}")
+        return float(value)
     if param.kind == "purpose":
         if not isinstance(value, str) or value not in {p.value for p in Purpose}:
             raise _bad(f"{name}: expected one of bootstrap, startup, rotation")
@@ -153,7 +178,8 @@ def do_substitute(p: dict[str, Any]) -> Json:
 
 
 def do_run_passphrase_command(p: dict[str, Any]) -> Json:
-    return {"passphrase": acquire(p["command"], p["purpose"]).expose().hex()}
+    timeout = DEFAULT_TIMEOUT if p["timeout"] is None else p["timeout"]
+    return {"passphrase": acquire(p["command"], p["purpose"], timeout).expose().hex()}
 
 
 def do_check_passphrase(p: dict[str, Any]) -> Json:
@@ -174,7 +200,7 @@ def do_bootstrap(p: dict[str, Any]) -> Json:
     entropy = _plan((p["keys"], len(KEY_IDS)), (p["ivs"], len(KEY_IDS)))
 
     def run() -> Json:
-        Cluster(p["datadir"]).bootstrap(p["passphrase"], entropy)
+        Cluster(p["datadir"], p["lock_timeout"]).bootstrap(p["passphrase"], entropy)
         return {}
 
     return _traced(p, p["datadir"], run)
@@ -182,7 +208,7 @@ def do_bootstrap(p: dict[str, Any]) -> Json:
 
 def do_startup(p: dict[str, Any]) -> Json:
     def run() -> Json:
-        keys = Cluster(p["datadir"]).startup(p["passphrase"])
+        keys = Cluster(p["datadir"], p["lock_timeout"]).startup(p["passphrase"])
         return {"keys": [k.expose().hex() for k in keys.keys]}
 
     return _traced(p, p["datadir"], run)
@@ -192,7 +218,9 @@ def do_rotate(p: dict[str, Any]) -> Json:
     entropy = _plan((p["ivs"], len(KEY_IDS)))
 
     def run() -> Json:
-        Cluster(p["datadir"]).rotate(p["old_passphrase"], p["new_passphrase"], entropy)
+        Cluster(p["datadir"], p["lock_timeout"]).rotate(
+            p["old_passphrase"], p["new_passphrase"], entropy
+        )
         return {}
 
     return _traced(p, p["datadir"], run)
@@ -200,13 +228,18 @@ def do_rotate(p: dict[str, Any]) -> Json:
 
 def do_recover(p: dict[str, Any]) -> Json:
     return _traced(
-        p, p["datadir"], lambda: {"decision": Cluster(p["datadir"]).recover_with(p["passphrase"])}
+        p,
+        p["datadir"],
+        lambda: {
+            "decision": Cluster(p["datadir"], p["lock_timeout"]).recover_with(p["passphrase"])
+        },
     )
 
 
 def do_upgrade_keys(p: dict[str, Any]) -> Json:
     def run() -> Json:
-        Cluster(p["new_datadir"]).adopt_keys_of(Cluster(p["old_datadir"]), p["passphrase"])
+        old = Cluster(p["old_datadir"], p["lock_timeout"])
+        Cluster(p["new_datadir"], p["lock_timeout"]).adopt_keys_of(old, p["passphrase"])
         return {}
 
     return _traced(p, p["new_datadir"], run)
@@ -224,6 +257,7 @@ _KEY_HALF = Param("hex", size=HALF_KEY)
 _IV = Param("hex", optional=True, size=IV_SIZE)
 _IVS = Param("hex_list", optional=True, size=IV_SIZE, count=len(KEY_IDS))
 _TRACE = Param("flag", optional=True)  # capability fs_trace (ADP_05)
+_LOCK_TIMEOUT = Param("seconds", optional=True, zero_allowed=True)  # ADP_06, CONC_02
 
 PARAMETERS: Final[dict[str, dict[str, Param]]] = {
     "derive_kek": {"passphrase": Param("hex")},
@@ -232,7 +266,11 @@ PARAMETERS: Final[dict[str, dict[str, Param]]] = {
     "encode_record": {"key_id": Param("int"), "wrapped_key": Param("hex", size=WRAPPED_KEY_SIZE)},
     "decode_record": {"record": Param("hex"), "file_id": Param("int", optional=True)},
     "substitute": {"command": Param("text")},
-    "run_passphrase_command": {"command": Param("text"), "purpose": Param("purpose")},
+    "run_passphrase_command": {
+        "command": Param("text"),
+        "purpose": Param("purpose"),
+        "timeout": Param("seconds", optional=True),  # ADP_06, PASS_08
+    },
     "check_passphrase": {"passphrase": Param("hex"), "purpose": Param("purpose")},
     "bootstrap": {
         "datadir": Param("text"),
@@ -240,21 +278,34 @@ PARAMETERS: Final[dict[str, dict[str, Param]]] = {
         "keys": Param("hex_list", optional=True, size=INTERNAL_KEY_SIZE, count=len(KEY_IDS)),
         "ivs": _IVS,
         "trace_fs": _TRACE,
+        "lock_timeout": _LOCK_TIMEOUT,
     },
-    "startup": {"datadir": Param("text"), "passphrase": Param("hex"), "trace_fs": _TRACE},
+    "startup": {
+        "datadir": Param("text"),
+        "passphrase": Param("hex"),
+        "trace_fs": _TRACE,
+        "lock_timeout": _LOCK_TIMEOUT,
+    },
     "rotate": {
         "datadir": Param("text"),
         "old_passphrase": Param("hex"),
         "new_passphrase": Param("hex"),
         "ivs": _IVS,
         "trace_fs": _TRACE,
+        "lock_timeout": _LOCK_TIMEOUT,
     },
-    "recover": {"datadir": Param("text"), "passphrase": Param("hex"), "trace_fs": _TRACE},
+    "recover": {
+        "datadir": Param("text"),
+        "passphrase": Param("hex"),
+        "trace_fs": _TRACE,
+        "lock_timeout": _LOCK_TIMEOUT,
+    },
     "upgrade_keys": {
         "old_datadir": Param("text"),
         "new_datadir": Param("text"),
         "passphrase": Param("hex"),
         "trace_fs": _TRACE,
+        "lock_timeout": _LOCK_TIMEOUT,
     },
     "sql_wrap": {
         "sql_key": Param("hex", size=INTERNAL_KEY_SIZE),
@@ -288,7 +339,13 @@ def hello_result() -> Json:
         "protocol": PROTOCOL,
         "implementation": IMPLEMENTATION_NAME,
         "version": __version__,
-        "capabilities": [*HANDLERS, "inject_randomness", "fs_trace"],
+        "capabilities": [
+            *HANDLERS,
+            "inject_randomness",
+            "fs_trace",
+            "concurrency",
+            "passphrase_timeout",
+        ],
     }
 
 
@@ -342,7 +399,15 @@ def serve(lines: Iterable[bytes], out: BinaryIO) -> None:
             return
 
 
+def _stop(signum: int, frame: object) -> None:
+    """ADP_06, PASS_09: asked to stop, end any passphrase command's group, then exit."""
+    kill_running_groups()
+    os._exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

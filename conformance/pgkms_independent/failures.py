@@ -22,6 +22,7 @@ class Code(StrEnum):
     PASSPHRASE_COMMAND_FAILED = "passphrase_command_failed"  # noqa: S105  (a code, not a password)
     PASSPHRASE_TOO_SHORT = "passphrase_too_short"  # noqa: S105  (a code, not a password)
     PASSPHRASE_TOO_LONG = "passphrase_too_long"  # noqa: S105  (a code, not a password)
+    PASSPHRASE_COMMAND_TIMEOUT = "passphrase_command_timeout"  # noqa: S105  (PASS_08)
     # wrapped values (WRAP_05..WRAP_08)
     WRAPPED_TOO_SHORT = "wrapped_too_short"
     WRAPPED_LENGTH_INVALID = "wrapped_length_invalid"
@@ -38,6 +39,13 @@ class Code(StrEnum):
     KEYS_ALREADY_EXIST = "keys_already_exist"
     WRONG_PASSPHRASE = "wrong_passphrase"  # noqa: S105  (a code, not a password)
     NO_VALID_KEY_SET = "no_valid_key_set"
+    ROTATION_INCOMPLETE = "rotation_incomplete"  # ROT_08
+    # concurrency (CONC_02, CONC_03) and the environment (ENV_01, ENV_02, ENV_05)
+    KEY_DIRECTORY_LOCKED = "key_directory_locked"
+    SERVER_RUNNING = "server_running"
+    SYMLINK_REFUSED = "symlink_refused"
+    NOT_REGULAR_FILE = "not_regular_file"
+    PERMISSIONS_TOO_OPEN = "permissions_too_open"
     # the operating system refused something
     STORAGE_ERROR = "storage_error"
     # text input that is not hex (the CLI's bytea input; never raised by this package's adapter,
@@ -69,7 +77,12 @@ class FormatFailure(Failure):
 
 
 class StoreFailure(Failure):
-    """A key directory that is missing, incomplete, crowded, or does not open."""
+    """A key directory that is missing, incomplete, crowded, or does not open; or an entry that
+    is not what a key directory may hold (a symbolic link, a special file, modes too open)."""
+
+
+class ExclusionFailure(Failure):
+    """Another procedure or a running server holds the data directory (CONC_02, CONC_03)."""
 
 
 class PassphraseFailure(Failure):
@@ -81,6 +94,10 @@ class StorageFailure(Failure):
 
     def __init__(self, message: str) -> None:
         super().__init__(Code.STORAGE_ERROR, message)
+
+
+class IncompleteFailure(Failure):
+    """A rotation (or upgrade copy) that failed past its point of no return (ROT_08)."""
 
 
 class ProtocolFailure(Failure):

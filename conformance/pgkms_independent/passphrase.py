@@ -1,15 +1,29 @@
-"""The cluster passphrase: running the command (PASS_01..PASS_03) and the length rules.
+"""The cluster passphrase: running the command (PASS_01..PASS_03, PASS_08, PASS_09) and the
+length rules.
 
 PASS_01: the passphrase is the command's standard output, byte for byte; a trailing newline is
 part of it. The command runs under ``/bin/sh -c`` with stdin from /dev/null and stderr thrown
 away (a confused command might print the passphrase there).
+
+PASS_08, PASS_09: the command runs in a process group of its own, bounded by a timeout; the
+run is over only once standard output reached its end *and* the command exited (a daemon that
+keeps the pipe open has not finished). However the run ends (success, failure, timeout, an
+exception, the caller's SIGTERM), the whole group is killed before the command is reaped: the
+group's id cannot be reused while its leader is an unreaped zombie, so the kill never reaches
+an unrelated process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import select
+import signal
 import subprocess
+import time
 from enum import StrEnum
+from typing import Final
 
 from pgkms_independent.codec import PASSPHRASE_CEILING, PASSPHRASE_FLOOR, PROMPT
 from pgkms_independent.failures import Code, PassphraseFailure
@@ -57,8 +71,77 @@ def effective(passphrase: bytes, purpose: Purpose) -> Hidden:
     return apply_length_rules(passphrase, len(passphrase), purpose)
 
 
-def run_command(command: str) -> tuple[bytes, int]:
-    """PASS_01, PASS_03: run the command; return its first 1025 output bytes and the total size.
+DEFAULT_TIMEOUT: Final = 60.0  # seconds (PASS_08: pg_ctl's own default wait)
+_POLL_INTERVAL: Final = 0.02  # how often an exit is looked for once the output has ended
+_CHUNK: Final = 65536
+
+# The process groups of commands running now, each while its leader is not yet reaped; the
+# adapter's SIGTERM handler kills these before it exits (PASS_09).
+running_groups: set[int] = set()
+
+
+def kill_group(pgid: int) -> None:
+    """PASS_08, PASS_09: SIGKILL to every process of the command's group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def kill_running_groups() -> None:
+    """For a signal handler: end every command this process runs (PASS_09)."""
+    for pgid in list(running_groups):
+        kill_group(pgid)
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited, without reaping it (so its group id stays reserved)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _timed_out(timeout: float) -> PassphraseFailure:
+    return PassphraseFailure(
+        Code.PASSPHRASE_COMMAND_TIMEOUT,
+        f"passphrase command did not finish within {timeout:g} s (it must exit and close its "
+        "standard output); its process group was killed",
+    )
+
+
+def _collect(child: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, int]:
+    """Read the output to its end and wait for the exit, both before the deadline; keep the
+    first 1025 bytes and count the rest (PASS_06)."""
+    assert child.stdout is not None
+    fd = child.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    kept = bytearray()
+    total = 0
+    open_output = True
+    while True:
+        left = deadline - time.monotonic()
+        if not open_output and _exited(child.pid):
+            return bytes(kept), total
+        if left <= 0:
+            raise _timed_out(timeout)
+        if not open_output:
+            time.sleep(min(_POLL_INTERVAL, left))
+            continue
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            open_output = False
+            continue
+        total += len(chunk)
+        if len(kept) <= PASSPHRASE_CEILING:
+            kept += chunk[: PASSPHRASE_CEILING + 1 - len(kept)]
+
+
+def run_command(command: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[bytes, int]:
+    """PASS_01, PASS_03, PASS_08, PASS_09: run the command; return its first 1025 output bytes
+    and the total size.
 
     The output is drained to the end (so the writer never dies of SIGPIPE) but only a bounded
     prefix is kept.
@@ -69,21 +152,22 @@ def run_command(command: str) -> tuple[bytes, int]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            process_group=0,  # PASS_08: a group of its own, killed as a whole
         )
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the command
         reason = exc.strerror if isinstance(exc, OSError) else "invalid command string"
         raise PassphraseFailure(
             Code.PASSPHRASE_COMMAND_FAILED, f"passphrase command could not start: {reason}"
         ) from None
-    assert child.stdout is not None
-    kept = bytearray()
-    total = 0
-    with child.stdout:
-        for chunk in iter(lambda: child.stdout.read(8192), b""):  # type: ignore[union-attr]
-            total += len(chunk)
-            if len(kept) <= PASSPHRASE_CEILING:
-                kept += chunk[: PASSPHRASE_CEILING + 1 - len(kept)]
-    status = child.wait()
+    running_groups.add(child.pid)
+    try:
+        output, total = _collect(child, timeout)
+    finally:
+        kill_group(child.pid)  # every exit path, success included (PASS_09)
+        running_groups.discard(child.pid)
+        assert child.stdout is not None
+        child.stdout.close()
+        status = child.wait()  # reaped only now that its group is dead
     if status < 0:
         raise PassphraseFailure(
             Code.PASSPHRASE_COMMAND_FAILED, f"passphrase command was killed by signal {-status}"
@@ -92,10 +176,10 @@ def run_command(command: str) -> tuple[bytes, int]:
         raise PassphraseFailure(
             Code.PASSPHRASE_COMMAND_FAILED, f"passphrase command exited with status {status}"
         )
-    return bytes(kept), total
+    return output, total
 
 
-def acquire(command: str, purpose: Purpose) -> Hidden:
-    """Run the command and apply the rules for ``purpose``: the whole of PASS_01..PASS_07."""
-    output, total = run_command(command)
+def acquire(command: str, purpose: Purpose, timeout: float = DEFAULT_TIMEOUT) -> Hidden:
+    """Run the command and apply the rules for ``purpose``: the whole of PASS_01..PASS_09."""
+    output, total = run_command(command, timeout)
     return apply_length_rules(output, total, purpose)

@@ -8,7 +8,9 @@ nothing here may crash on bad input, and no secret goes into a message.
 from __future__ import annotations
 
 import json
+import math
 import re
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -20,16 +22,25 @@ from pgkms.fs import FileSystem, OsFileSystem
 from pgkms.fstrace import TracingFileSystem
 from pgkms.kdf import WrapKeys, derive_kek
 from pgkms.keyset import InternalKeys
-from pgkms.layout import ENC_KEY_LEN, INTERNAL_KEY_LEN, IV_LEN, MAC_KEY_LEN, KeyId
+from pgkms.layout import (
+    ENC_KEY_LEN,
+    INTERNAL_KEY_LEN,
+    IV_LEN,
+    LOCK_TIMEOUT,
+    MAC_KEY_LEN,
+    PASSPHRASE_COMMAND_TIMEOUT,
+    KeyId,
+)
 from pgkms.passphrase import Purpose, check_length, check_passphrase, run_passphrase_command
 from pgkms.passphrase import substitute as substitute_command
 from pgkms.randomness import RandomSource, ScriptedRandom, system_random
 from pgkms.record import KeyRecord, decode_record, encode_record
-from pgkms.recovery import recover
+from pgkms.recovery import recover_locked
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
+from pgkms.stopping import Stopped, stop_on_sigterm
 from pgkms.upgrade import copy_keys_for_upgrade
 from pgkms.wrap import unwrap, wrap
 
@@ -90,6 +101,20 @@ class Request:
     def flag(self, name: str) -> bool:
         value = self._get(name, bool, optional=True)
         return bool(value)
+
+    def seconds(self, name: str, default: float, zero_allowed: bool) -> float:
+        """ADP_06: an optional, finite number of seconds (``>= 0`` or ``> 0``); null: default."""
+        value = self.raw.get(name)
+        if value is None:
+            return default
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and math.isfinite(value) and (value >= 0 if zero_allowed else value > 0):
+            return float(value)
+        bound = ">= 0" if zero_allowed else "> 0"
+        raise MalformedRequest(f"field {name!r}: expected a number of seconds {bound}, or null")
+
+    def lock_timeout(self) -> float:
+        return self.seconds("lock_timeout", LOCK_TIMEOUT, zero_allowed=True)
 
     def integer(self, name: str, optional: bool = False) -> int | None:
         value = self._get(name, int, optional=optional)
@@ -188,7 +213,9 @@ def op_substitute(req: Request) -> Json:
 
 def op_run_passphrase_command(req: Request) -> Json:
     command, purpose = req.text("command"), req.purpose()
-    return {"passphrase": check_length(run_passphrase_command(command), purpose).reveal().hex()}
+    timeout = req.seconds("timeout", PASSPHRASE_COMMAND_TIMEOUT, zero_allowed=False)
+    output = run_passphrase_command(command, timeout)
+    return {"passphrase": check_length(output, purpose).reveal().hex()}
 
 
 def op_check_passphrase(req: Request) -> Json:
@@ -218,7 +245,7 @@ def op_bootstrap(req: Request) -> Json:
     ivs = req.hex_list("ivs", len(KeyId), IV_LEN, optional=True)
     random = _random((keys, len(KeyId)), (ivs, len(KeyId)))
     disk = _Disk(req, datadir)
-    bootstrap(datadir, passphrase, disk.fs, random=random)
+    bootstrap(datadir, passphrase, disk.fs, random=random, lock_timeout=req.lock_timeout())
     return disk.result({})
 
 
@@ -226,7 +253,7 @@ def op_startup(req: Request) -> Json:
     datadir = req.text("datadir")
     passphrase = Secret(req.hex("passphrase"))
     disk = _Disk(req, datadir)
-    keys = startup(datadir, passphrase, disk.fs)
+    keys = startup(datadir, passphrase, disk.fs, lock_timeout=req.lock_timeout())
     return disk.result({"keys": [k.reveal().hex() for k in keys.by_id().values()]})
 
 
@@ -234,7 +261,7 @@ def op_rotate(req: Request) -> Json:
     datadir, old, new = req.text("datadir"), req.hex("old_passphrase"), req.hex("new_passphrase")
     random = _random((req.hex_list("ivs", len(KeyId), IV_LEN, optional=True), len(KeyId)))
     disk = _Disk(req, datadir)
-    rotate(datadir, Secret(old), Secret(new), disk.fs, random=random)
+    rotate(datadir, Secret(old), Secret(new), disk.fs, random, lock_timeout=req.lock_timeout())
     return disk.result({})
 
 
@@ -242,7 +269,8 @@ def op_recover(req: Request) -> Json:
     datadir, passphrase = req.text("datadir"), Secret(req.hex("passphrase"))
     disk = _Disk(req, datadir)
     kek = derive_kek(check_passphrase(passphrase.reveal(), Purpose.STARTUP))
-    return disk.result({"decision": recover(disk.fs, datadir, kek).value})
+    decision = recover_locked(disk.fs, datadir, kek, req.lock_timeout())
+    return disk.result({"decision": decision.value})
 
 
 def op_upgrade_keys(req: Request) -> Json:
@@ -250,7 +278,7 @@ def op_upgrade_keys(req: Request) -> Json:
     old, new = req.text("old_datadir"), req.text("new_datadir")
     passphrase = Secret(req.hex("passphrase"))
     disk = _Disk(req, new, old)
-    copy_keys_for_upgrade(old, new, passphrase, disk.fs)
+    copy_keys_for_upgrade(old, new, passphrase, disk.fs, lock_timeout=req.lock_timeout())
     return disk.result({})
 
 
@@ -274,20 +302,25 @@ OPERATIONS: dict[str, tuple[frozenset[str], Handler]] = {
     "encode_record": (frozenset({"key_id", "wrapped_key"}), op_encode_record),
     "decode_record": (frozenset({"record", "file_id"}), op_decode_record),
     "substitute": (frozenset({"command"}), op_substitute),
-    "run_passphrase_command": (frozenset({"command", "purpose"}), op_run_passphrase_command),
+    "run_passphrase_command": (
+        frozenset({"command", "purpose", "timeout"}),
+        op_run_passphrase_command,
+    ),
     "check_passphrase": (frozenset({"passphrase", "purpose"}), op_check_passphrase),
     "bootstrap": (
-        frozenset({"datadir", "passphrase", "keys", "ivs", "trace_fs"}),
+        frozenset({"datadir", "passphrase", "keys", "ivs", "trace_fs", "lock_timeout"}),
         op_bootstrap,
     ),
-    "startup": (frozenset({"datadir", "passphrase", "trace_fs"}), op_startup),
+    "startup": (frozenset({"datadir", "passphrase", "trace_fs", "lock_timeout"}), op_startup),
     "rotate": (
-        frozenset({"datadir", "old_passphrase", "new_passphrase", "ivs", "trace_fs"}),
+        frozenset(
+            {"datadir", "old_passphrase", "new_passphrase", "ivs", "trace_fs", "lock_timeout"}
+        ),
         op_rotate,
     ),
-    "recover": (frozenset({"datadir", "passphrase", "trace_fs"}), op_recover),
+    "recover": (frozenset({"datadir", "passphrase", "trace_fs", "lock_timeout"}), op_recover),
     "upgrade_keys": (
-        frozenset({"old_datadir", "new_datadir", "passphrase", "trace_fs"}),
+        frozenset({"old_datadir", "new_datadir", "passphrase", "trace_fs", "lock_timeout"}),
         op_upgrade_keys,
     ),
     "sql_wrap": (frozenset({"sql_key", "plaintext", "iv"}), op_sql_wrap),
@@ -295,8 +328,10 @@ OPERATIONS: dict[str, tuple[frozenset[str], Handler]] = {
 }
 
 
-# Feature flags (ADP_04): randomness injection; the filesystem trace (ADP_05).
-FEATURES = ("inject_randomness", "fs_trace")
+# Feature flags (ADP_04): randomness injection; the filesystem trace (ADP_05); several adapter
+# processes on one data directory (CONC_01..CONC_03) and the passphrase command's timeout
+# (PASS_08, PASS_09), both ADP_06.
+FEATURES = ("inject_randomness", "fs_trace", "concurrency", "passphrase_timeout")
 
 
 def hello() -> Json:
@@ -362,7 +397,15 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 def main() -> None:
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    """Serve until end of input. SIGTERM and Ctrl-C end the session through the clean-up code,
+    so a passphrase command still running is killed with its group first (ADP_06, PASS_09)."""
+    with stop_on_sigterm():
+        try:
+            serve(sys.stdin.buffer, sys.stdout.buffer)
+        except Stopped:
+            raise SystemExit(128 + signal.SIGTERM) from None
+        except KeyboardInterrupt:
+            raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,14 @@ model). ``OsFileSystem`` is the real one. Paths are plain strings joined with ``
 
 Errors from the OS surface as ``StorageError`` naming the operation and path, never as a raw
 ``OSError`` (spec ERR_01).
+
+``OsFileSystem`` never follows a symbolic link at the end of a path and never blocks on a
+special file (ENV_01, ENV_02): ``stat`` is an ``lstat``, directories are listed through a
+descriptor opened with ``O_NOFOLLOW``, and files are read through one opened with
+``O_NOFOLLOW | O_NONBLOCK`` whose type is checked with ``fstat``, so an entry swapped between a
+check and the open is still caught. ``PGDATA`` itself may be a link (a common layout). The lock
+(CONC_01) is a filesystem operation too, so that the crash explorer's simulated filesystem can
+make it a no-op while running the very same procedure code.
 """
 
 from __future__ import annotations
@@ -15,13 +23,16 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pgkms.errors import StorageError
+from pgkms import lock
+from pgkms.errors import NotRegularFile, StorageError, SymlinkRefused
+from pgkms.layout import KEY_FILE_READ_LIMIT
+from pgkms.shown import shown
 
-Kind = Literal["file", "dir", "other"]
+Kind = Literal["file", "dir", "symlink", "other"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +49,15 @@ class FileSystem(Protocol):
         """Describe ``path`` without following a final symlink; None when it does not exist."""
 
     def list_dir(self, path: str) -> list[str]:
-        """Names in the directory, sorted."""
+        """Names in the directory, sorted; a symbolic link is refused, never followed."""
 
-    def read_file(self, path: str) -> bytes: ...
+    def read_file(self, path: str) -> bytes:
+        """The first ``KEY_FILE_READ_LIMIT`` bytes of a regular file (ENV_01..ENV_03): a file
+        is never read whole, and a link or a special file is refused."""
+
+    def lock(self, datadir: str, timeout: float) -> AbstractContextManager[None]:
+        """CONC_01..CONC_03: hold ``datadir``'s lock (waiting up to ``timeout`` seconds) and
+        check that no server runs there, for the ``with`` block."""
 
     def mkdir(self, path: str, mode: int) -> None:
         """Create a directory with exactly ``mode`` (not subject to the umask)."""
@@ -75,9 +92,19 @@ def _os_errors(operation: str, path: str) -> Iterator[None]:
         yield
     except OSError as exc:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
-        raise StorageError(f"{operation} {path}: {reason}") from None
+        raise StorageError(f"{operation} {shown(path)}: {reason}") from None
     except ValueError as exc:  # a NUL byte or an unencodable character in the path
-        raise StorageError(f"{operation} {path}: {type(exc).__name__}") from None
+        raise StorageError(f"{operation} {shown(path)}: {type(exc).__name__}") from None
+
+
+def _kind(mode: int) -> Kind:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
 
 
 class OsFileSystem:
@@ -89,21 +116,59 @@ class OsFileSystem:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError(f"stat {path}: {exc.strerror}") from None
+            raise StorageError(f"stat {shown(path)}: {exc.strerror}") from None
         except ValueError as exc:  # a NUL byte or an unencodable character in the path
-            raise StorageError(f"stat {path}: {type(exc).__name__}") from None
-        kind: Kind = (
-            "file" if stat.S_ISREG(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "other"
-        )
-        return Stat(kind=kind, size=st.st_size, mode=stat.S_IMODE(st.st_mode))
+            raise StorageError(f"stat {shown(path)}: {type(exc).__name__}") from None
+        return Stat(kind=_kind(st.st_mode), size=st.st_size, mode=stat.S_IMODE(st.st_mode))
 
     def list_dir(self, path: str) -> list[str]:
-        with _os_errors("list", path):
-            return sorted(os.listdir(path))
+        fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY, "list")
+        try:
+            with _os_errors("list", path):
+                return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
 
     def read_file(self, path: str) -> bytes:
-        with _os_errors("read", path), open(path, "rb") as f:
-            return f.read()
+        fd = self._open(path, os.O_RDONLY | os.O_NONBLOCK, "read")
+        try:
+            with _os_errors("read", path):
+                kind = _kind(os.fstat(fd).st_mode)
+            if kind != "file":
+                raise NotRegularFile(f"{shown(path)}: expected a regular file, found a {kind}")
+            chunks: list[bytes] = []
+            left = KEY_FILE_READ_LIMIT
+            with _os_errors("read", path):
+                while left > 0:
+                    chunk = os.read(fd, left)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _open(path: str, flags: int, operation: str) -> int:
+        """Open without following a final symbolic link (ENV_01): a link is refused."""
+        try:
+            return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SymlinkRefused(
+                    f"{shown(path)}: is a symbolic link; key directories and files are never "
+                    "followed through one"
+                ) from None
+            if exc.errno == errno.ENXIO:  # a socket
+                raise NotRegularFile(f"{shown(path)}: expected a regular file") from None
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "error")
+            raise StorageError(f"{operation} {shown(path)}: {reason}") from None
+        except ValueError as exc:
+            raise StorageError(f"{operation} {shown(path)}: {type(exc).__name__}") from None
+
+    def lock(self, datadir: str, timeout: float) -> AbstractContextManager[None]:
+        return lock.hold(datadir, timeout)
 
     def mkdir(self, path: str, mode: int) -> None:
         with _os_errors("mkdir", path):
@@ -122,14 +187,16 @@ class OsFileSystem:
                 os.close(fd)
 
     def fsync_file(self, path: str) -> None:
-        with _os_errors("fsync", path):
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
+        fd = self._open(path, os.O_RDONLY | os.O_NONBLOCK, "fsync")
+        try:
+            with _os_errors("fsync", path):
                 os.fsync(fd)
-            finally:
-                os.close(fd)
+        finally:
+            os.close(fd)
 
     def fsync_dir(self, path: str) -> None:
+        # PGDATA itself may be a symbolic link: only key directories are opened with O_NOFOLLOW
+        # (their names are checked with stat before they are ever fsynced)
         with _os_errors("fsync directory", path):
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
@@ -165,6 +232,9 @@ class ForwardingFileSystem:
 
     def read_file(self, path: str) -> bytes:
         return self.inner.read_file(path)
+
+    def lock(self, datadir: str, timeout: float) -> AbstractContextManager[None]:
+        return self.inner.lock(datadir, timeout)
 
     def mkdir(self, path: str, mode: int) -> None:
         self.inner.mkdir(path, mode)

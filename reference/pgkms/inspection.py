@@ -3,6 +3,11 @@
 What can be judged without the passphrase is structure: which directories exist, which files,
 their sizes, modes and record ids. Whether a key set *opens* needs the passphrase, so the
 recovery outlook here says what each possible decision depends on.
+
+Inspection is read-only and takes no lock (CONC_01 covers procedures that may change the key
+directories): a procedure running meanwhile may change what it shows, and the output says so.
+It follows no symbolic link and never blocks on a special file (ENV_01, ENV_02): it goes
+through the same ``FileSystem`` as the procedures, and reads only regular files.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from pgkms.errors import KmsError
 from pgkms.fs import FileSystem, join
 from pgkms.keyset import read_key_set
 from pgkms.layout import KEY_DIR, KEY_FILE_NAMES, KEY_TMP_DIR, RECORD_ID_LEN, RECORD_LEN
+from pgkms.shown import shown
+
+NO_LOCK_NOTE = "(read-only: no lock taken; a procedure running now may change what is shown)"
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class DirReport:
     path: str
     exists: bool
     mode: int | None = None
+    kind: str = "dir"
     entries: list[EntryReport] = field(default_factory=list)
     problem: KmsError | None = None  # the first structural problem, None for a complete set
 
@@ -47,17 +56,25 @@ def inspect_dir(fs: FileSystem, directory: str) -> DirReport:
             est = fs.stat(join(directory, name))
             if est is None:
                 continue
-            record_id = None
-            if est.kind == "file" and est.size >= RECORD_ID_LEN:
-                head = fs.read_file(join(directory, name))[:RECORD_ID_LEN]
-                record_id = int.from_bytes(head, "little")
-            entries.append(EntryReport(name, est.kind, est.size, est.mode, record_id))
+            entries.append(
+                EntryReport(name, est.kind, est.size, est.mode, _record_id(fs, directory, name))
+                if est.kind == "file" and est.size >= RECORD_ID_LEN
+                else EntryReport(name, est.kind, est.size, est.mode, None)
+            )
     problem: KmsError | None = None
     try:
         read_key_set(fs, directory)
     except KmsError as exc:
         problem = exc
-    return DirReport(directory, True, st.mode, entries, problem)
+    return DirReport(directory, True, st.mode, st.kind, entries, problem)
+
+
+def _record_id(fs: FileSystem, directory: str, name: str) -> int | None:
+    try:
+        head = fs.read_file(join(directory, name))[:RECORD_ID_LEN]
+    except KmsError:  # replaced by a link or a FIFO since the stat: show no id
+        return None
+    return int.from_bytes(head, "little") if len(head) == RECORD_ID_LEN else None
 
 
 def describe(fs: FileSystem, datadir: str) -> list[str]:
@@ -66,20 +83,26 @@ def describe(fs: FileSystem, datadir: str) -> list[str]:
     reports = [inspect_dir(fs, join(datadir, d)) for d in (KEY_DIR, KEY_TMP_DIR)]
     for rep in reports:
         if not rep.exists:
-            lines.append(f"{rep.path}: absent")
+            lines.append(f"{shown(rep.path)}: absent")
             continue
         assert rep.mode is not None
-        lines.append(f"{rep.path}: directory, mode {rep.mode:04o}")
+        what = {"dir": "directory", "symlink": "symbolic link (not followed)"}.get(
+            rep.kind, rep.kind
+        )
+        lines.append(f"{shown(rep.path)}: {what}, mode {rep.mode:04o}")
         for e in rep.entries:
             rid = "" if e.record_id is None else f", record id {e.record_id}"
             size_note = "" if e.size == RECORD_LEN else f" (a key record is {RECORD_LEN})"
-            lines.append(f"  {e.name}: {e.kind}, {e.size} bytes{size_note}, mode {e.mode:04o}{rid}")
+            lines.append(
+                f"  {shown(e.name)}: {e.kind}, {e.size} bytes{size_note}, mode {e.mode:04o}{rid}"
+            )
         verdict = (
             "complete key set" if rep.problem is None else f"not a complete key set: {rep.problem}"
         )
         lines.append(f"  {verdict}")
     current, tmp = reports
     lines.append(rotation_outlook(current, tmp))
+    lines.append(NO_LOCK_NOTE)
     return lines
 
 

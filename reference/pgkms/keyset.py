@@ -16,24 +16,34 @@ from pgkms.errors import (
     KeyFileMissing,
     KeyLengthInvalid,
     KeyStoreError,
+    KmsError,
+    NotRegularFile,
+    PermissionsTooOpen,
+    RecordSizeInvalid,
+    RotationIncomplete,
+    SymlinkRefused,
     UnexpectedFile,
     UnwrapError,
     WrongPassphrase,
 )
-from pgkms.fs import FileSystem, join
+from pgkms.fs import FileSystem, Stat, join
 from pgkms.kdf import WrapKeys, split_internal_key
 from pgkms.layout import (
     INTERNAL_KEY_LEN,
     KEY_DIR,
     KEY_DIR_MODE,
+    KEY_DIR_MODE_ALLOWED,
     KEY_FILE_MODE,
+    KEY_FILE_MODE_ALLOWED,
     KEY_FILE_NAMES,
     KEY_TMP_DIR,
+    RECORD_LEN,
     KeyId,
 )
 from pgkms.randomness import RandomSource
 from pgkms.record import KeyRecord, decode_record, encode_record
 from pgkms.secret import Secret
+from pgkms.shown import shown
 from pgkms.wrap import unwrap, wrap
 
 
@@ -77,33 +87,71 @@ def wrap_key_set(kek: WrapKeys, keys: InternalKeys, random: RandomSource) -> lis
     ]
 
 
-def read_key_set(fs: FileSystem, directory: str) -> list[KeyRecord]:
-    """DISK_06, DISK_03..05: list ``directory`` and read its three records, checking each.
-
-    Checks run in the spec's order and the first failure wins: the directory exists; every
-    entry is one of the three key file names (in sorted order); every key file is present (in
-    id order); then each record, in id order.
-    """
-    st = fs.stat(directory)
+def check_key_directory(st: Stat | None, directory: str, check_modes: bool = True) -> None:
+    """DISK_06 step 1 with ENV_01 and ENV_05: a real directory, no more open than 0750."""
     if st is None:
-        raise KeyDirectoryMissing(f"{directory}: key directory does not exist")
+        raise KeyDirectoryMissing(f"{shown(directory)}: key directory does not exist")
+    if st.kind == "symlink":
+        raise SymlinkRefused(
+            f"{shown(directory)}: key directory is a symbolic link; it is never followed"
+        )
     if st.kind != "dir":
-        raise KeyDirectoryMissing(f"{directory}: expected a directory, found a {st.kind}")
+        raise KeyDirectoryMissing(f"{shown(directory)}: expected a directory, found a {st.kind}")
+    if check_modes and st.mode & ~KEY_DIR_MODE_ALLOWED:
+        raise PermissionsTooOpen(
+            f"{shown(directory)}: key directory has mode {st.mode:04o}, "
+            f"expected no bits beyond {KEY_DIR_MODE_ALLOWED:04o}"
+        )
+
+
+def read_key_file(fs: FileSystem, path: str, key_id: KeyId, check_modes: bool = True) -> KeyRecord:
+    """DISK_06 step 4 for one file: ENV_01, ENV_02, ENV_05, then the bounded read (ENV_03)
+    and the record checks (DISK_03..DISK_05)."""
+    st = fs.stat(path)
+    if st is None:
+        raise KeyFileMissing(f"{shown(path)}: key file is missing")
+    if st.kind == "symlink":
+        raise SymlinkRefused(f"{shown(path)}: key file is a symbolic link; it is never followed")
+    if st.kind != "file":
+        raise NotRegularFile(f"{shown(path)}: expected a regular file, found a {st.kind}")
+    if check_modes and st.mode & ~KEY_FILE_MODE_ALLOWED:
+        raise PermissionsTooOpen(
+            f"{shown(path)}: key file has mode {st.mode:04o}, "
+            f"expected no bits beyond {KEY_FILE_MODE_ALLOWED:04o}"
+        )
+    data = fs.read_file(path)  # at most one byte more than a record, whatever the size
+    if len(data) > RECORD_LEN:
+        raise RecordSizeInvalid(
+            f"{shown(path)}: expected {RECORD_LEN} bytes, found {max(st.size, len(data))}"
+        )
+    return decode_record(data, key_id.value, shown(path))
+
+
+def read_key_set(fs: FileSystem, directory: str, check_modes: bool = True) -> list[KeyRecord]:
+    """DISK_06, DISK_03..05, ENV_01..ENV_05: list ``directory`` and read its three records.
+
+    Checks run in the spec's order and the first failure wins: the directory exists, is not a
+    symbolic link, is a directory, and is no more open than 0750; every entry is one of the
+    three key file names (in sorted order); every key file is present (in id order); then each
+    file in id order: not a symbolic link, a regular file, no more open than 0640, then its
+    record. ``check_modes=False`` judges structure alone (a bootstrap deciding whether a
+    leftover is a complete set, BOOT_05).
+    """
+    check_key_directory(fs.stat(directory), directory, check_modes)
     names = fs.list_dir(directory)
     for name in names:
         if name not in KEY_FILE_NAMES:
             raise UnexpectedFile(
-                f"{join(directory, name)}: unexpected entry; a key directory holds only "
+                f"{shown(join(directory, name))}: unexpected entry; a key directory holds only "
                 + ", ".join(KEY_FILE_NAMES)
             )
     for name in KEY_FILE_NAMES:
         if name not in names:
-            raise KeyFileMissing(f"{join(directory, name)}: key file is missing")
-    records = []
-    for key_id in KeyId:
-        path = join(directory, KEY_FILE_NAMES[key_id])
-        records.append(decode_record(fs.read_file(path), key_id.value, path))
-    return records
+            raise KeyFileMissing(f"{shown(join(directory, name))}: key file is missing")
+    return [
+        read_key_file(fs, join(directory, KEY_FILE_NAMES[key_id]), key_id, check_modes)
+        for key_id in KeyId
+    ]
 
 
 def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> InternalKeys:
@@ -117,7 +165,7 @@ def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> Int
     keys: dict[KeyId, Secret] = {}
     failures: list[KeyStoreError | UnwrapError] = []  # in id order: the first one is reported
     for record in records:
-        path = join(directory, KEY_FILE_NAMES[record.key_id])
+        path = shown(join(directory, KEY_FILE_NAMES[record.key_id]))
         try:
             key = unwrap(kek, record.wrapped_key, what=path)
         except UnwrapError as exc:
@@ -134,7 +182,7 @@ def open_key_set(kek: WrapKeys, records: list[KeyRecord], directory: str) -> Int
         keys[KeyId(record.key_id)] = key
     if len(failures) == len(records) and all(isinstance(e, HmacMismatch) for e in failures):
         raise WrongPassphrase(
-            f"{directory}: cluster passphrase does not match expected passphrase "
+            f"{shown(directory)}: cluster passphrase does not match expected passphrase "
             "(no key file authenticates under it)"
         )
     if failures:
@@ -155,6 +203,11 @@ def write_key_set(fs: FileSystem, directory: str, records: list[KeyRecord]) -> N
     the caller's job: it alone knows the parent's role in its protocol.
     """
     fs.mkdir(directory, KEY_DIR_MODE)
+    write_key_files(fs, directory, records)
+
+
+def write_key_files(fs: FileSystem, directory: str, records: list[KeyRecord]) -> None:
+    """``write_key_set`` after its ``mkdir``: the files, each fsynced, then the directory."""
     for record in records:
         path = join(directory, KEY_FILE_NAMES[record.key_id])
         fs.create_file(path, encode_record(record), KEY_FILE_MODE)
@@ -163,37 +216,89 @@ def write_key_set(fs: FileSystem, directory: str, records: list[KeyRecord]) -> N
 
 
 def remove_tree(fs: FileSystem, directory: str) -> None:
-    """Remove ``directory`` and everything in it, one entry at a time, durably.
+    """ENV_04: remove ``directory`` and everything in it, one entry at a time, durably.
 
-    The entries are unlinked and the directory fsynced before the directory itself goes, so a
-    crash leaves either the whole directory, a durable subset of it, or nothing.
+    Iterative, so no depth of nesting can exhaust the stack; a symbolic link is unlinked
+    itself, never followed (ENV_01), and a directory that is a link is refused. Each
+    directory's entries are removed and the directory fsynced before it goes, so a crash leaves
+    either the whole directory, a durable subset of it, or nothing.
     """
-    for name in fs.list_dir(directory):
-        path = join(directory, name)
-        st = fs.stat(path)
-        if st is not None and st.kind == "dir":
-            remove_tree(fs, path)
-        else:
-            fs.unlink(path)
-    fs.fsync_dir(directory)
-    fs.rmdir(directory)
+    top = fs.stat(directory)
+    if top is not None and top.kind == "symlink":
+        raise SymlinkRefused(
+            f"{shown(directory)}: is a symbolic link; nothing is removed through it"
+        )
+    pending: list[tuple[str, bool]] = [(directory, False)]  # (path, its entries are gone)
+    while pending:
+        path, emptied = pending.pop()
+        if emptied:
+            fs.fsync_dir(path)
+            fs.rmdir(path)
+            continue
+        pending.append((path, True))
+        for name in fs.list_dir(path):
+            entry = join(path, name)
+            st = fs.stat(entry)
+            if st is None:
+                continue
+            if st.kind == "dir":
+                pending.append((entry, False))
+            else:
+                fs.unlink(entry)
 
 
-def replace_key_set(fs: FileSystem, datadir: str, records: list[KeyRecord]) -> None:
-    """ROT_04..ROT_06: durably replace ``datadir/pg_cryptokeys`` by a set of records.
+def discard_quietly(fs: FileSystem, datadir: str, directory: str) -> None:
+    """ROT_07, BOOT_05: remove a directory this procedure wrote, on its way out of a failure.
+
+    The caller reports its own failure, so a failure here is not raised over it; what is left
+    is what a crash at this point would leave, which recovery and bootstrap handle.
+    """
+    try:
+        if fs.stat(directory) is not None:
+            remove_tree(fs, directory)
+            fs.fsync_dir(datadir)
+    except KmsError:
+        pass
+
+
+NO_RETURN_ROTATION = (
+    "the keys now open under the NEW passphrase only; the next startup (or recovery) under "
+    "the new passphrase completes the rotation"
+)
+NO_RETURN_UPGRADE = (
+    f"the copied keys are complete in {KEY_TMP_DIR}; the next startup (or recovery) under the "
+    "passphrase completes the copy"
+)
+
+
+def replace_key_set(
+    fs: FileSystem, datadir: str, records: list[KeyRecord], past_no_return: str = NO_RETURN_ROTATION
+) -> None:
+    """ROT_04..ROT_08: durably replace ``datadir/pg_cryptokeys`` by a set of records.
 
     The new set is complete and durable in ``pg_cryptokeys_tmp`` before the current one is
     touched, so at every instant one complete key set is on disk (REC_05), and recovery can
-    finish the job after a crash at any point.
+    finish the job after a crash at any point. A failure before the first removal (the point
+    of no return) removes the temporary set again: a set whose durability was never confirmed
+    must not be adopted later (ROT_07). A failure after it cannot go back, and says which
+    passphrase opens the keys now (ROT_08, ``past_no_return``).
     """
     current = join(datadir, KEY_DIR)
     tmp = join(datadir, KEY_TMP_DIR)
-    write_key_set(fs, tmp, records)
-    fs.fsync_dir(datadir)
-    remove_tree(fs, current)
-    fs.fsync_dir(datadir)
-    fs.rename(tmp, current)
-    fs.fsync_dir(datadir)
+    fs.mkdir(tmp, KEY_DIR_MODE)  # a failure here created nothing
+    try:
+        write_key_files(fs, tmp, records)
+        fs.fsync_dir(datadir)
+    except KmsError:
+        discard_quietly(fs, datadir, tmp)
+        raise
+    try:
+        remove_tree(fs, current)
+        fs.fsync_dir(datadir)
+        fs.rename(tmp, current)
+        fs.fsync_dir(datadir)
+    except KmsError as exc:
+        raise RotationIncomplete(f"{shown(datadir)}: {exc.message}; {past_no_return}") from None
 
 
 def split_sql_key(keys: InternalKeys) -> WrapKeys:

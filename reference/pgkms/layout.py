@@ -81,3 +81,16 @@ def key_file_name(key_id: int) -> str:
 
 
 KEY_FILE_NAMES: Final = tuple(key_file_name(k) for k in KeyId)
+
+# --- the environment (spec: Concurrency and the environment) -------------------------------------
+LOCK_FILE: Final = "pg_cryptokeys.lock"  # CONC_01: in PGDATA, never removed
+LOCK_FILE_MODE: Final = 0o600
+LOCK_TIMEOUT: Final = 10.0  # CONC_02: seconds a procedure waits for the lock by default
+LOCK_RETRY_INTERVAL: Final = 0.05  # CONC_02: retry at least every 100 ms
+POSTMASTER_PID: Final = "postmaster.pid"  # CONC_03: the running server's PID file
+KEY_FILE_READ_LIMIT: Final = RECORD_LEN + 1  # ENV_03: one byte more than a record tells "too long"
+KEY_DIR_MODE_ALLOWED: Final = 0o750  # ENV_05: the group mode PostgreSQL allows
+KEY_FILE_MODE_ALLOWED: Final = 0o640
+
+# --- the passphrase command (spec: Passphrase acquisition, PASS_08) ------------------------------
+PASSPHRASE_COMMAND_TIMEOUT: Final = 60.0  # seconds; pg_ctl's own default wait (PGCTLTIMEOUT)

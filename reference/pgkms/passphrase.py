@@ -15,11 +15,22 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from pgkms.errors import PassphraseCommandFailed, PassphraseTooLong, PassphraseTooShort
-from pgkms.layout import PASSPHRASE_MAX_LEN, PASSPHRASE_MIN_LEN, PASSPHRASE_PROMPT
+from pgkms.errors import (
+    PassphraseCommandFailed,
+    PassphraseCommandTimeout,
+    PassphraseTooLong,
+    PassphraseTooShort,
+)
+from pgkms.layout import (
+    PASSPHRASE_COMMAND_TIMEOUT,
+    PASSPHRASE_MAX_LEN,
+    PASSPHRASE_MIN_LEN,
+    PASSPHRASE_PROMPT,
+)
 from pgkms.secret import Secret
 
 _READ_CHUNK = 4096
+_EXIT_POLL = 0.01  # seconds between checks for the command's exit, once its output is closed
 
 
 class Purpose(Enum):
@@ -64,13 +75,22 @@ class CommandOutput:
         return f"<CommandOutput: {self.total_len} bytes>"
 
 
-def run_passphrase_command(command: str, timeout: float | None = None) -> CommandOutput:
-    """PASS_01, PASS_03: run ``command`` (after substitution) with ``/bin/sh -c``.
+def run_passphrase_command(
+    command: str, timeout: float = PASSPHRASE_COMMAND_TIMEOUT
+) -> CommandOutput:
+    """PASS_01, PASS_03, PASS_08, PASS_09: run ``command`` (after substitution) with
+    ``/bin/sh -c``, in a process group of its own, standard input ``/dev/null``.
 
     The whole output is consumed, so a long writer is never killed by SIGPIPE, but only its
     first ``PASSPHRASE_MAX_LEN + 1`` bytes are kept: enough to tell "too long" apart, and the
     memory used is bounded whatever the command prints. Its standard error is discarded, never
     echoed, because a misbehaving command could print the passphrase there.
+
+    The command has finished when its standard output is closed *and* it has exited: a daemon
+    it left holding the pipe keeps it running. Past ``timeout`` seconds the whole group is
+    killed (``passphrase_command_timeout``). Whatever way this function is left (a result, an
+    error, ``KeyboardInterrupt``, the CLI's SIGTERM exception), the group is killed and the
+    command reaped first, so nothing it started outlives the request.
     """
     try:
         proc = subprocess.Popen(
@@ -78,7 +98,7 @@ def run_passphrase_command(command: str, timeout: float | None = None) -> Comman
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,  # so a timeout can kill whatever the command started
+            process_group=0,  # PASS_08: a group of its own, to kill everything it starts
         )
     except OSError as exc:
         raise PassphraseCommandFailed(
@@ -88,44 +108,71 @@ def run_passphrase_command(command: str, timeout: float | None = None) -> Comman
         raise PassphraseCommandFailed(
             "could not start passphrase command: invalid command string"
         ) from None
-    assert proc.stdout is not None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    head = bytearray()
-    total = 0
-    with proc.stdout, selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not selector.select(left):
-                _kill_group(proc)
-                raise PassphraseCommandFailed(
-                    f"passphrase command did not finish within {timeout} s"
-                )
-            chunk = os.read(proc.stdout.fileno(), _READ_CHUNK)
-            if not chunk:
-                break
-            total += len(chunk)
-            room = PASSPHRASE_MAX_LEN + 1 - len(head)
-            if room > 0:
-                head += chunk[:room]
     try:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        status = proc.wait(timeout=left)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise PassphraseCommandFailed(
-            f"passphrase command did not finish within {timeout} s"
-        ) from None
+        deadline = time.monotonic() + timeout
+        head, total = _read_to_eof(proc, deadline, timeout)
+        _wait_for_exit(proc, deadline, timeout)
+    finally:
+        _end_group(proc)
+    status = proc.returncode
     if status != 0:
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise PassphraseCommandFailed(f"passphrase command {how}")
     return CommandOutput(head=Secret(bytes(head)), total_len=total)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _timed_out(timeout: float) -> PassphraseCommandTimeout:
+    return PassphraseCommandTimeout(
+        f"passphrase command did not finish within {timeout:g} s; its process group was killed"
+    )
+
+
+def _read_to_eof(
+    proc: subprocess.Popen[bytes], deadline: float, timeout: float
+) -> tuple[bytearray, int]:
+    """Read the command's standard output until every writer has closed it, or the deadline."""
+    assert proc.stdout is not None
+    head = bytearray()
+    total = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise _timed_out(timeout)
+            chunk = os.read(proc.stdout.fileno(), _READ_CHUNK)
+            if not chunk:
+                return head, total
+            total += len(chunk)
+            room = PASSPHRASE_MAX_LEN + 1 - len(head)
+            if room > 0:
+                head += chunk[:room]
+
+
+def _wait_for_exit(proc: subprocess.Popen[bytes], deadline: float, timeout: float) -> None:
+    """Wait for the command to exit, without reaping it: while it is a zombie its PID (the
+    group's id) cannot be reused, so ``_end_group`` cannot signal a stranger's group."""
+    while True:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _timed_out(timeout)
+        time.sleep(min(_EXIT_POLL, left))
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """PASS_09: kill the whole group, reap the command and close the pipe, signals held off
+    meanwhile so that a SIGTERM or Ctrl-C arriving now cannot cut the clean-up short."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def check_length(output: CommandOutput, purpose: Purpose) -> Secret:
@@ -156,6 +203,8 @@ def check_passphrase(passphrase: bytes, purpose: Purpose) -> Secret:
     return check_length(CommandOutput(Secret(head), len(passphrase)), purpose)
 
 
-def acquire_passphrase(command: str, purpose: Purpose, timeout: float | None = None) -> Secret:
+def acquire_passphrase(
+    command: str, purpose: Purpose, timeout: float = PASSPHRASE_COMMAND_TIMEOUT
+) -> Secret:
     """Run the command and apply the length rules: the whole of passphrase acquisition."""
     return check_length(run_passphrase_command(command, timeout), purpose)

@@ -21,11 +21,19 @@ from __future__ import annotations
 from enum import Enum
 from typing import Final
 
-from pgkms.errors import KeyStoreError, KmsError, NoValidKeySet, StorageError, UnwrapError
+from pgkms.errors import (
+    KeyStoreError,
+    KmsError,
+    NoValidKeySet,
+    StorageError,
+    SymlinkRefused,
+    UnwrapError,
+)
 from pgkms.fs import FileSystem, join
 from pgkms.kdf import WrapKeys
 from pgkms.keyset import load_key_set, remove_tree
-from pgkms.layout import KEY_DIR, KEY_TMP_DIR
+from pgkms.layout import KEY_DIR, KEY_TMP_DIR, LOCK_TIMEOUT
+from pgkms.shown import shown
 
 
 class DirState(Enum):
@@ -58,9 +66,19 @@ RECOVERY_TABLE: Final[dict[tuple[DirState, DirState], Decision]] = {
 
 
 def assess(fs: FileSystem, directory: str, kek: WrapKeys) -> tuple[DirState, KmsError | None]:
-    """REC_02: classify ``directory``; also return why it is invalid, for reports."""
-    if fs.stat(directory) is None:
+    """REC_02: classify ``directory``; also return why it is invalid, for reports.
+
+    A key directory that is a symbolic link is refused outright (ENV_01): judged INVALID it
+    could be removed, and removing it would act on whatever it points to.
+    """
+    st = fs.stat(directory)
+    if st is None:
         return DirState.ABSENT, None
+    if st.kind == "symlink":
+        raise SymlinkRefused(
+            f"{shown(directory)}: key directory is a symbolic link; recovery changes nothing "
+            "(replace it by the directory it points to, or remove it)"
+        )
     try:
         load_key_set(fs, directory, kek)
     except StorageError:
@@ -75,6 +93,7 @@ def decide(fs: FileSystem, datadir: str, kek: WrapKeys) -> Decision:
     tmp = join(datadir, KEY_TMP_DIR)
     if fs.stat(tmp) is None:
         return Decision.NOTHING  # REC_01: the common case costs one stat
+    # both are assessed before anything is decided, so a link on either side stops recovery
     current_state, _ = assess(fs, join(datadir, KEY_DIR), kek)
     tmp_state, _ = assess(fs, tmp, kek)
     return RECOVERY_TABLE[(current_state, tmp_state)]
@@ -87,7 +106,7 @@ def recover(fs: FileSystem, datadir: str, kek: WrapKeys) -> Decision:
     tmp = join(datadir, KEY_TMP_DIR)
     if decision is Decision.FAIL:
         raise NoValidKeySet(
-            f"{datadir}: an interrupted rotation left {KEY_TMP_DIR}, and neither it nor "
+            f"{shown(datadir)}: an interrupted rotation left {KEY_TMP_DIR}, and neither it nor "
             f"{KEY_DIR} holds a complete key set that opens under the configured passphrase; "
             "nothing was changed"
         )
@@ -101,3 +120,12 @@ def recover(fs: FileSystem, datadir: str, kek: WrapKeys) -> Decision:
         fs.rename(tmp, current)
         fs.fsync_dir(datadir)
     return decision
+
+
+def recover_locked(
+    fs: FileSystem, datadir: str, kek: WrapKeys, lock_timeout: float = LOCK_TIMEOUT
+) -> Decision:
+    """Recovery run on its own (``pgkms recover --apply``, the adapter's ``recover``): under
+    the data directory's lock (CONC_01), like every procedure that may change the keys."""
+    with fs.lock(datadir, lock_timeout):
+        return recover(fs, datadir, kek)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pgkms.fs import FileSystem, OsFileSystem
 from pgkms.kdf import derive_kek
 from pgkms.keyset import InternalKeys, replace_key_set, wrap_key_set
+from pgkms.layout import LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.randomness import RandomSource, system_random
 from pgkms.secret import Secret
-from pgkms.startup import startup
+from pgkms.startup import open_keys
 
 
 def rotate(
@@ -22,9 +23,13 @@ def rotate(
     new_passphrase: Secret,
     fs: FileSystem | None = None,
     random: RandomSource = system_random,
+    *,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> InternalKeys:
     """Re-wrap the internal keys under ``new_passphrase``; return the (unchanged) keys.
 
+    0. CONC_01: take the data directory's lock once, held across the recovery and the swap
+       (a second lock in this process would be released by the first close of either).
     1. ROT_01: open the current keys under the old passphrase, recovering first; a failure
        here stops the rotation before anything is written.
     2. ROT_02: the new passphrase must be 64..1024 bytes (PASS_04, PASS_05).
@@ -32,10 +37,14 @@ def rotate(
     4. ROT_04: write the set to ``pg_cryptokeys_tmp/`` durably, then fsync ``datadir``.
     5. ROT_05: remove ``pg_cryptokeys/`` durably (files, the directory, then fsync ``datadir``).
     6. ROT_06: rename the temporary directory into place and fsync ``datadir``.
-    The patch fsynced neither ``datadir`` nor the removal (deviation DEV_FSYNC).
+    A failure in 4 removes the temporary set (ROT_07); one in 5 or 6 is
+    ``rotation_incomplete`` (ROT_08). The patch fsynced neither ``datadir`` nor the removal
+    (deviation DEV_FSYNC).
     """
     fs = fs or OsFileSystem()
-    keys = startup(datadir, old_passphrase, fs)
-    new_kek = derive_kek(check_passphrase(new_passphrase.reveal(), Purpose.ROTATION))
-    replace_key_set(fs, datadir, wrap_key_set(new_kek, keys, random))
+    old_kek = derive_kek(check_passphrase(old_passphrase.reveal(), Purpose.STARTUP))
+    with fs.lock(datadir, lock_timeout):
+        keys = open_keys(fs, datadir, old_kek)
+        new_kek = derive_kek(check_passphrase(new_passphrase.reveal(), Purpose.ROTATION))
+        replace_key_set(fs, datadir, wrap_key_set(new_kek, keys, random))
     return keys

@@ -10,16 +10,27 @@ anything is written, and the copy uses the same crash-safe swap as rotation.
 from __future__ import annotations
 
 from pgkms.fs import FileSystem, OsFileSystem, join
-from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, open_key_set, read_key_set, replace_key_set
-from pgkms.layout import KEY_DIR
+from pgkms.kdf import WrapKeys, derive_kek
+from pgkms.keyset import (
+    NO_RETURN_UPGRADE,
+    InternalKeys,
+    open_key_set,
+    read_key_set,
+    replace_key_set,
+)
+from pgkms.layout import KEY_DIR, LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.recovery import recover
 from pgkms.secret import Secret
 
 
 def copy_keys_for_upgrade(
-    old_datadir: str, new_datadir: str, passphrase: Secret, fs: FileSystem | None = None
+    old_datadir: str,
+    new_datadir: str,
+    passphrase: Secret,
+    fs: FileSystem | None = None,
+    *,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> InternalKeys:
     """UPG_01: install the old cluster's key records in the new cluster, byte for byte.
 
@@ -27,10 +38,16 @@ def copy_keys_for_upgrade(
     2. Read the old records and open them under ``passphrase`` (the new cluster's): a failure
        here stops the upgrade with nothing written.
     3. Recover the new cluster and check it has a complete key set (key management on).
-    4. Replace the new cluster's key set with the old records (ROT_04..ROT_06 swap).
+    4. Replace the new cluster's key set with the old records (ROT_04..ROT_08 swap).
+    Both data directories are locked for the whole copy, the old cluster's first (CONC_01).
     """
     fs = fs or OsFileSystem()
     kek = derive_kek(check_passphrase(passphrase.reveal(), Purpose.STARTUP))
+    with fs.lock(old_datadir, lock_timeout), fs.lock(new_datadir, lock_timeout):
+        return _copy(fs, old_datadir, new_datadir, kek)
+
+
+def _copy(fs: FileSystem, old_datadir: str, new_datadir: str, kek: WrapKeys) -> InternalKeys:
     recover(fs, old_datadir, kek)
     old_dir = join(old_datadir, KEY_DIR)
     records = read_key_set(fs, old_dir)
@@ -39,5 +56,5 @@ def copy_keys_for_upgrade(
     # Copy only into a cluster that has key management on: one with a key directory. Without
     # this check the swap would write pg_cryptokeys_tmp and then fail, leaving it behind.
     read_key_set(fs, join(new_datadir, KEY_DIR))
-    replace_key_set(fs, new_datadir, records)
+    replace_key_set(fs, new_datadir, records, NO_RETURN_UPGRADE)
     return keys

@@ -75,6 +75,8 @@ def listing_of(root: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
+        if rel == "pg_cryptokeys.lock":
+            continue  # CONC_01: the lock file holds no key state
         if p.is_dir():
             out[rel + "/"] = {"mode": p.stat().st_mode & 0o777}
         else:

@@ -47,52 +47,55 @@ def test_bootstrap_writes_durably_in_order(tmp_path: Path, journal: list[tuple[s
     keys = Cluster(str(tmp_path)).bootstrap(OLD, Entropy([*KEYS, None, None, None]))
     assert [k.expose() for k in keys.keys] == KEYS
     assert journal == [
-        ("make_dir", "pg_cryptokeys"),
+        ("make_dir", "pg_cryptokeys_tmp"),
         ("write_new_file", "0000"),
         ("write_new_file", "0001"),
         ("write_new_file", "0002"),
-        ("sync_dir", "pg_cryptokeys"),
+        ("sync_dir", "pg_cryptokeys_tmp"),
+        ("sync_dir", tmp_path.name),
+        ("rename", "pg_cryptokeys_tmp"),
         ("sync_dir", tmp_path.name),
     ]
+    assert not (tmp_path / "pg_cryptokeys_tmp").exists()
     assert stat.S_IMODE(os.stat(tmp_path / "pg_cryptokeys").st_mode) == 0o700
     for name in ("0000", "0001", "0002"):
         assert stat.S_IMODE(os.stat(tmp_path / "pg_cryptokeys" / name).st_mode) == 0o600
 
 
 @pytest.mark.req("ROT_03", "ROT_04", "ROT_05", "ROT_06", "KEY_02")
-def test_rotation_writes_the_new_set_before_removing_the_old(
-    tmp_path: Path, journal: list[tuple[str, str]]
-) -> None:
+def test_rotation_writes_the_new_set_before_removing_the_old(tmp_path: Path) -> None:
     cluster = Cluster(str(tmp_path))
     cluster.bootstrap(OLD, Entropy(KEYS))
-    journal.clear()
-    cluster.rotate(OLD, NEW)
-    root = tmp_path.name
-    assert journal == [
-        ("make_dir", "pg_cryptokeys_tmp"),
-        ("write_new_file", "0000"),
-        ("write_new_file", "0001"),
-        ("write_new_file", "0002"),
-        ("sync_dir", "pg_cryptokeys_tmp"),
-        ("sync_dir", root),
-        ("sync_dir", "pg_cryptokeys"),  # the emptied directory, before rmdir
-        ("sync_dir", root),
-        ("rename", "pg_cryptokeys_tmp"),
-        ("sync_dir", root),
+    with disk.tracing(str(tmp_path)) as trace:
+        cluster.rotate(OLD, NEW)
+    steps = [(entry["op"], entry["path"]) for entry in trace]
+    tmp, cur = "pg_cryptokeys_tmp", "pg_cryptokeys"
+    assert steps == [
+        ("mkdir", tmp),
+        *[(op, f"{tmp}/{name}") for name in ("0000", "0001", "0002") for op in ("create", "fsync")],
+        ("fsync_dir", tmp),
+        ("fsync_dir", "."),
+        *[("unlink", f"{cur}/{name}") for name in ("0000", "0001", "0002")],
+        ("fsync_dir", cur),  # the emptied directory, before rmdir
+        ("rmdir", cur),
+        ("fsync_dir", "."),
+        ("rename", tmp),
+        ("fsync_dir", "."),
     ]
     assert [k.expose() for k in cluster.startup(NEW).keys] == KEYS
     assert code_of(lambda: cluster.startup(OLD)) is Code.WRONG_PASSPHRASE
 
 
-@pytest.mark.req("BOOT_01", "BOOT_02", "PASS_04", "PASS_05")
+@pytest.mark.req("BOOT_01", "BOOT_02", "BOOT_05", "PASS_04", "PASS_05")
 def test_bootstrap_refusals_write_nothing(tmp_path: Path) -> None:
     cluster = Cluster(str(tmp_path))
     assert code_of(lambda: cluster.bootstrap(OLD[:63])) is Code.PASSPHRASE_TOO_SHORT
     assert code_of(lambda: cluster.bootstrap(b"x" * 1025)) is Code.PASSPHRASE_TOO_LONG
-    assert list(tmp_path.iterdir()) == []
-    (tmp_path / "pg_cryptokeys_tmp").mkdir()
+    assert list(tmp_path.iterdir()) == []  # the length rules come before the lock file
+    (tmp_path / "pg_cryptokeys").mkdir()
     assert code_of(lambda: cluster.bootstrap(OLD)) is Code.KEYS_ALREADY_EXIST
-    assert [p.name for p in tmp_path.iterdir()] == ["pg_cryptokeys_tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pg_cryptokeys", "pg_cryptokeys.lock"]
+    assert list((tmp_path / "pg_cryptokeys").iterdir()) == []
 
 
 @pytest.mark.req("START_02", "DISK_06")

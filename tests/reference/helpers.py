@@ -23,10 +23,12 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
     """Every path under ``root`` with its mode and content, for 'nothing changed' checks."""
     out: dict[str, tuple[int, bytes]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        # CONC_01: the lock file holds no key state
+        files = [n for n in filenames if Path(dirpath) != root or n != "pg_cryptokeys.lock"]
         for name in dirnames:
             p = Path(dirpath, name)
             out[str(p.relative_to(root)) + "/"] = (p.stat().st_mode, b"")
-        for name in filenames:
+        for name in files:
             p = Path(dirpath, name)
             out[str(p.relative_to(root))] = (p.stat().st_mode, p.read_bytes())
     return out

@@ -47,8 +47,14 @@ def test_bootstrap_reports_its_trace_only_when_asked(tmp_path: Path) -> None:
     assert plain["result"] == {}
     traced = ask(op="bootstrap", datadir=str(tmp_path / "b"), passphrase=PASS, trace_fs=True)
     ops = [(e["op"], e["path"]) for e in traced["result"]["fs_trace"]]
-    assert ops[0] == ("mkdir", "pg_cryptokeys")
-    assert ops[-2:] == [("fsync_dir", "pg_cryptokeys"), ("fsync_dir", ".")]
+    assert ops[0] == ("mkdir", "pg_cryptokeys_tmp")
+    assert ops[-4:] == [
+        ("fsync_dir", "pg_cryptokeys_tmp"),
+        ("fsync_dir", "."),
+        ("rename", "pg_cryptokeys_tmp"),
+        ("fsync_dir", "."),
+    ]
+    assert all("lock" not in path for _, path in ops)  # the lock file is not key state
     refused = ask(op="bootstrap", datadir=str(tmp_path / "b"), passphrase=PASS, trace_fs=True)
     assert refused["error"]["code"] == "keys_already_exist" and "fs_trace" not in refused["error"]
     bad = ask(op="bootstrap", datadir=str(tmp_path / "c"), passphrase=PASS, trace_fs="yes")

@@ -73,16 +73,17 @@ def test_bootstrap_byte_layout(datadir: Path) -> None:
 def test_bootstrap_durability_order(tmp_path: Path) -> None:
     fs = RecordingFileSystem()
     bootstrap(str(tmp_path), Secret(OLD), fs=fs, random=_scripted())
-    kd = f"{tmp_path}/pg_cryptokeys"
-    expected = [("mkdir", kd)]
+    kd, tmp = f"{tmp_path}/pg_cryptokeys", f"{tmp_path}/pg_cryptokeys_tmp"
+    expected = [("mkdir", tmp)]
     for name in ("0000", "0001", "0002"):
-        expected += [("create", f"{kd}/{name}"), ("fsync", f"{kd}/{name}")]
-    expected += [("fsync_dir", kd), ("fsync_dir", str(tmp_path))]
+        expected += [("create", f"{tmp}/{name}"), ("fsync", f"{tmp}/{name}")]
+    expected += [("fsync_dir", tmp), ("fsync_dir", str(tmp_path))]
+    expected += [("rename", f"{tmp} -> {kd}"), ("fsync_dir", str(tmp_path))]
     assert fs.log == expected
 
 
 @pytest.mark.req("BOOT_01")
-@pytest.mark.parametrize("existing", ["pg_cryptokeys", "pg_cryptokeys_tmp"])
+@pytest.mark.parametrize("existing", ["pg_cryptokeys"])
 def test_bootstrap_refuses_existing_keys(tmp_path: Path, existing: str) -> None:
     (tmp_path / existing).mkdir()
     before = snapshot(tmp_path)

@@ -6,7 +6,12 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from pgkms.errors import PassphraseCommandFailed, PassphraseTooLong, PassphraseTooShort
+from pgkms.errors import (
+    PassphraseCommandFailed,
+    PassphraseCommandTimeout,
+    PassphraseTooLong,
+    PassphraseTooShort,
+)
 from pgkms.kdf import derive_kek
 from pgkms.passphrase import (
     Purpose,
@@ -63,9 +68,9 @@ def test_failing_command(command: str, needle: str) -> None:
         run_passphrase_command(command)
 
 
-@pytest.mark.req("PASS_03")
+@pytest.mark.req("PASS_08")
 def test_hung_command_times_out() -> None:
-    with pytest.raises(PassphraseCommandFailed, match="did not finish"):
+    with pytest.raises(PassphraseCommandTimeout, match="did not finish"):
         run_passphrase_command("sleep 5", timeout=0.2)
 
 

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -552,6 +553,9 @@ class TwoClusters:
 
     def read_file(self, path: str) -> bytes:
         return self._on(path).read_file(path)
+
+    def lock(self, datadir: str, timeout: float) -> AbstractContextManager[None]:
+        return self._on(datadir).lock(datadir, timeout)
 
     def mkdir(self, path: str, mode: int) -> None:
         self._on(path).mkdir(path, mode)

@@ -117,16 +117,26 @@ SPEC_UPGRADE: Final = Procedure(
     ),
 )
 
-# --- the spec's bootstrap (BOOT_04) ------------------------------------------------------------
+# --- the spec's bootstrap (BOOT_04): written aside in pg_cryptokeys_tmp, then renamed ---------
 SPEC_BOOTSTRAP: Final = Procedure(
     name="spec bootstrap",
     start="empty",
     steps=(
-        Step("mkdir", "current", "filling", reqs=("BOOT_04", "DISK_01")),
-        Step("create_file", "current file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
-        Step("fsync_file", "current file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
-        Step("fsync_dir", "current", "written", reqs=("BOOT_04", "DISK_07")),
+        Step("mkdir", "tmp", "filling", reqs=("BOOT_04", "DISK_01")),
+        Step("create_file", "tmp file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
+        Step("fsync_file", "tmp file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
+        Step("fsync_dir", "tmp", "written", reqs=("BOOT_04", "DISK_07")),
+        Step("fsync_dir", "datadir", "tmp_durable", reqs=("BOOT_04", "DISK_07")),
+        Step("rename", "tmp -> current", "renamed", reqs=("BOOT_04",)),
         Step("fsync_dir", "datadir", "bootstrapped", reqs=("BOOT_04", "DISK_07")),
+    ),
+    phase_notes=(
+        ("empty", "no key directory"),
+        ("filling", "pg_cryptokeys_tmp being written; its entries not yet durable"),
+        ("written", "pg_cryptokeys_tmp complete, its entries durable; its own entry not yet"),
+        ("tmp_durable", "pg_cryptokeys_tmp complete and durable; no pg_cryptokeys"),
+        ("renamed", "renamed to pg_cryptokeys (not yet durable)"),
+        ("bootstrapped", "pg_cryptokeys holds the new keys, durably"),
     ),
 )
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -225,6 +226,11 @@ class SimFileSystem:
         if not isinstance(node, _File):
             raise StorageError(f"read {path}: is a directory")
         return node.data
+
+    def lock(self, datadir: str, timeout: float) -> AbstractContextManager[None]:
+        """CONC_01: one simulated process, so nothing to exclude; the lock file is not part of
+        the key directories' state and is neither traced nor imaged."""
+        return nullcontext()
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -22,14 +22,20 @@ class Entry:
 Listing = dict[str, Entry]
 
 
+# CONC_01: the lock file any procedure may create in PGDATA; it holds no key state, so listings
+# leave it out (it is the spec's name, not an import: the harness never imports an IUT).
+LOCK_FILE = "pg_cryptokeys.lock"
+
+
 def read_listing(root: Path) -> Listing:
     out: Listing = {}
     for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
+        files = [n for n in filenames if base != root or n != LOCK_FILE]
         for name in dirnames:
             path = base / name
             out[path.relative_to(root).as_posix() + "/"] = Entry(_mode(path), None)
-        for name in filenames:
+        for name in files:
             path = base / name
             out[path.relative_to(root).as_posix()] = Entry(_mode(path), path.read_bytes())
     return dict(sorted(out.items()))

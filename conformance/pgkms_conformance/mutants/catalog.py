@@ -278,8 +278,8 @@ def prompt_2020() -> None:
 def newline_stripped() -> None:
     run = original("passphrase", "run_command")
 
-    def run_command(command: str) -> tuple[bytes, int]:
-        output, total = run(command)
+    def run_command(command: str, timeout: float = 60.0) -> tuple[bytes, int]:
+        output, total = run(command, timeout)
         if output.endswith(b"\n"):
             return output[:-1], total - 1
         return output, total
@@ -288,7 +288,7 @@ def newline_stripped() -> None:
 
 
 def exit_status_ignored() -> None:
-    def run_command(command: str) -> tuple[bytes, int]:
+    def run_command(command: str, timeout: float = 60.0) -> tuple[bytes, int]:
         expand = original("passphrase", "expand")
         done = subprocess.run(
             ["/bin/sh", "-c", expand(command)],

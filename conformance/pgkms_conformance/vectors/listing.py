@@ -54,15 +54,22 @@ def materialise(listing: Listing, root: Path) -> None:
             os.chmod(root / rel.rstrip("/"), int(mode))
 
 
+# CONC_01: the lock file any procedure may create in PGDATA (the spec's name: the runner checks
+# any implementation and imports none).
+LOCK_FILE = "pg_cryptokeys.lock"
+
+
 def snapshot(root: Path) -> Listing:
     """The listing of everything under ``root`` (symlinks and other kinds are reported as files
-    with no content, so a comparison notices them)."""
+    with no content, so a comparison notices them), except the lock file (CONC_01): any
+    procedure may create it, and it holds no key state."""
     out: Listing = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        files = [n for n in filenames if Path(dirpath) != root or n != LOCK_FILE]
         for name in sorted(dirnames):
             p = Path(dirpath, name)
             out[p.relative_to(root).as_posix() + "/"] = {"mode": stat.S_IMODE(p.lstat().st_mode)}
-        for name in sorted(filenames):
+        for name in sorted(files):
             p = Path(dirpath, name)
             st = p.lstat()
             entry: dict[str, Any] = {"mode": stat.S_IMODE(st.st_mode)}
