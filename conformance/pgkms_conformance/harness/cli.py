@@ -74,6 +74,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"rounds of the concurrency stage (default {DEFAULT_ROUNDS})",
     )
+    parser.add_argument(
+        "--fault-injection",
+        choices=("quick", "full", "off"),
+        default="quick",
+        help="safety stage: strace EIO injection into the first call of each syscall family "
+        "before and after the point of no return (quick, default), into every call (full), or none",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")
 
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         replay_dir=args.replay_dir,
         stages=args.stages,
         concurrency_rounds=max(args.concurrency_rounds, 1),
+        fault_injection=args.fault_injection,
     )
     if not config.command:
         sys.stderr.write("pgkms-conformance run: --impl names no command\n")

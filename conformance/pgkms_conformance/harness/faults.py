@@ -43,7 +43,7 @@ FAMILIES: Final = {
     "mkdir": ("mkdir", "mkdirat"),
 }
 TRACED: Final = ",".join(s for group in FAMILIES.values() for s in group)
-MAX_WHEN: Final = 12  # injections per family and procedure, at most
+MAX_WHEN: Final = 12  # injections per family and procedure, at most (mode full)
 TIME_BUDGET: Final = 120.0  # seconds for the whole fault-injection part
 CHECK: Final = "syscall fault injection (strace -e inject=...:error=EIO)"
 _REMOVAL_OF_CURRENT = re.compile(r"^\d*\s*(unlink|unlinkat|rmdir)\(.*pg_cryptokeys(?!_tmp)[/>\"]")
@@ -93,6 +93,16 @@ def strace_unavailable() -> str | None:
 
 
 @dataclass(frozen=True)
+class Target:
+    """One call to make fail: the ``when``-th ``syscall`` of the traced process."""
+
+    family: str
+    syscall: str
+    when: int
+    past_point_of_no_return: bool
+
+
+@dataclass(frozen=True)
 class Injection:
     family: str
     when: int
@@ -100,8 +110,10 @@ class Injection:
     past_point_of_no_return: bool
 
 
-def _wrapper(log: Path, family: str, when: int) -> list[str]:
-    syscalls = ",".join(FAMILIES[family])
+def _wrapper(log: Path, target: Target | None) -> list[str]:
+    inject = (
+        [] if target is None else ["-e", f"inject={target.syscall}:error=EIO:when={target.when}"]
+    )
     return [
         "strace",
         "-f",
@@ -113,38 +125,85 @@ def _wrapper(log: Path, family: str, when: int) -> list[str]:
         "signal=none",
         "-e",
         f"trace={TRACED}",
-        "-e",
-        f"inject={syscalls}:error=EIO:when={when}",
+        *inject,
     ]
 
 
-def _injection(log: Path, datadir: Path, family: str, when: int, op: str) -> Injection | None:
-    """The first injected call on the data directory; None if none was injected there."""
+_CALL = re.compile(r"^(\d+)\s+([a-z0-9_]+)\(")
+_FAMILY_OF: Final = {name: family for family, names in FAMILIES.items() for name in names}
+
+
+def _calls(log: Path, datadir: Path, op: str) -> Iterator[tuple[Target, str]]:
+    """Every traced call on the data directory, as the Target that would make it fail (strace
+    counts ``when`` per syscall and per traced process), with its log line."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
-        return None
-    point_seen = False
+        return
+    counts: dict[tuple[str, str], int] = {}
+    past = False
+    boundary = _REMOVAL_OF_CURRENT if op == "rotate" else _RENAME_INTO_PLACE
     for line in lines:
-        boundary = _REMOVAL_OF_CURRENT if op == "rotate" else _RENAME_INTO_PLACE
-        if str(datadir) in line and boundary.search(line):
-            point_seen = True
-        if "(INJECTED)" in line and (str(datadir) in line or KD in line):
+        m = _CALL.match(line)
+        if m is None or m.group(2) not in _FAMILY_OF:
+            continue
+        key = (m.group(1), m.group(2))
+        counts[key] = counts.get(key, 0) + 1
+        on_datadir = str(datadir) in line
+        if on_datadir and boundary.search(line):
+            past = True
+        if on_datadir:
             short = line.split(" ", 1)[-1].replace(str(datadir), "PGDATA")
-            return Injection(family, when, short, point_seen)
+            yield Target(_FAMILY_OF[m.group(2)], m.group(2), counts[key], past), short
+
+
+def _injection(log: Path, datadir: Path, op: str) -> Injection | None:
+    """The injected call on the data directory; None if the injection fell elsewhere."""
+    for target, line in _calls(log, datadir, op):
+        if "(INJECTED)" in line:
+            return Injection(target.family, target.when, line, target.past_point_of_no_return)
     return None
 
 
-def _injected_anywhere(log: Path) -> bool:
+def _params(kit: Kit, op: str, d: Path) -> dict[str, str]:
+    if op == "rotate":
+        old, new = kit.secrets.a.hex(), kit.secrets.b.hex()
+        return {"datadir": str(d), "old_passphrase": old, "new_passphrase": new}
+    return {"datadir": str(d), "passphrase": kit.secrets.a.hex()}
+
+
+def plan(kit: Kit, op: str, mode: str) -> list[Target] | str:
+    """The calls to make fail, from one traced run without injection (or why there are none).
+
+    ``quick``: per family, the first call before and the first at or after the point of no
+    return (for bootstrap: its rename); ``full``: every call, up to MAX_WHEN per family."""
+    d = kit.fresh(with_keys=op == "rotate")
+    log = kit.ws.root / f"strace-{op}-plan.log"
     try:
-        return "(INJECTED)" in log.read_text(errors="replace")
-    except OSError:
-        return False
+        spare = SpareIut(kit.command, 20.0, wrapper=_wrapper(log, None))
+        spare.start()
+    except AdapterFailure as exc:
+        return f"the IUT did not start under strace: {exc.message}"
+    try:
+        t = kit.ask(op, _params(kit, op, d), 20.0, spare=spare)
+    finally:
+        spare.close()
+    if not t.ok:
+        return f"{op} failed under strace without any injection: {t.describe()}"
+    chosen: list[Target] = []
+    seen: dict[tuple[str, bool], int] = {}
+    for target, _ in _calls(log, d, op):
+        key = (target.family, target.past_point_of_no_return if mode == "quick" else True)
+        seen[key] = seen.get(key, 0) + 1
+        limit = 1 if mode == "quick" else MAX_WHEN
+        if seen[key] <= limit:
+            chosen.append(target)
+    return chosen
 
 
-def fault_cases(kit: Kit) -> Iterator[Case]:
+def fault_cases(kit: Kit, mode: str = "quick") -> Iterator[Case]:
     reqs_all = ("ROT_07", "ROT_08", "BOOT_05")
-    why = strace_unavailable()
+    why = strace_unavailable() if mode != "off" else "turned off (--fault-injection off)"
     if why is not None:
         for req in reqs_all:
             yield kit.unsupported(
@@ -160,53 +219,42 @@ def fault_cases(kit: Kit) -> Iterator[Case]:
         return
     deadline = time.monotonic() + TIME_BUDGET
     for op in ("rotate", "bootstrap"):
-        if op not in kit.caps:
-            reqs = ("ROT_07", "ROT_08") if op == "rotate" else ("BOOT_05",)
-            yield kit.unsupported(
-                f"{op} by fault injection", reqs, CHECK, f"the IUT does not claim {op}"
-            )
+        reqs = ("ROT_07", "ROT_08") if op == "rotate" else ("BOOT_05",)
+        name = f"{op} by fault injection"
+        targets = plan(kit, op, mode) if op in kit.caps else f"the IUT does not claim {op}"
+        if isinstance(targets, str):
+            yield kit.unsupported(name, reqs, CHECK, targets)
             continue
-        for family in FAMILIES:
-            for when in range(1, MAX_WHEN + 1):
-                if time.monotonic() > deadline:
-                    yield kit.unsupported(
-                        f"{op}, {family} #{when} and later",
-                        ("ROT_07",),
-                        CHECK,
-                        f"the fault-injection time budget ({TIME_BUDGET:g} s) ran out",
-                    )
-                    return
-                outcome = _one(kit, op, family, when)
-                if outcome is None:
-                    break
-                if isinstance(outcome, Case):
-                    yield outcome
+        for target in targets:
+            if time.monotonic() > deadline:
+                why = f"the fault-injection time budget ({TIME_BUDGET:g} s) ran out"
+                yield kit.unsupported(f"{name}: the remaining calls", reqs, CHECK, why)
+                return
+            judged = _one(kit, op, target)
+            if judged is not None:
+                yield judged
 
 
-def _one(kit: Kit, op: str, family: str, when: int) -> Case | bool | None:
-    """One injected run: a Case; True when the injection missed the procedure (judge nothing);
-    None when no call was injected at all (the family is exhausted)."""
+def _one(kit: Kit, op: str, target: Target) -> Case | None:
+    """One injected run, judged; None when the injection missed the procedure."""
     d = kit.fresh(with_keys=op == "rotate")
-    log = kit.ws.root / f"strace-{op}-{family}-{when}.log"
+    log = kit.ws.root / f"strace-{op}-{target.syscall}-{target.when}.log"
     before = key_dirs(d)
-    params = {"datadir": str(d)}
-    if op == "rotate":
-        params |= {"old_passphrase": kit.secrets.a.hex(), "new_passphrase": kit.secrets.b.hex()}
-    else:
-        params |= {"passphrase": kit.secrets.a.hex()}
     try:
-        spare = SpareIut(kit.command, 20.0, wrapper=_wrapper(log, family, when))
+        spare = SpareIut(kit.command, 20.0, wrapper=_wrapper(log, target))
         spare.start()
     except AdapterFailure:
-        return True  # the injection broke the IUT's own start (not a procedure): judge nothing
+        return None  # the injection broke the IUT's own start, not the procedure
     try:
-        t = kit.ask(op, params, 20.0, spare=spare)
+        t = kit.ask(op, _params(kit, op, d), 20.0, spare=spare)
     finally:
         spare.close()
-    hit = _injection(log, d, family, when, op)
+    hit = _injection(log, d, op)
     if hit is None:
-        return True if _injected_anywhere(log) else None
-    run = Injected(kit, f"{op} with {family} call #{when} failing (EIO)", d, before, t, hit)
+        return None
+    family, when = target.family, target.when
+    name = f"{op} with {target.syscall} call #{when} ({family}) failing with EIO"
+    run = Injected(kit, name, d, before, t, hit)
     return _judge_rotation(run) if op == "rotate" else _judge_bootstrap(run)
 
 
@@ -223,7 +271,7 @@ class Injected:
 
     @property
     def source(self) -> dict[str, str]:
-        return {"injection": f"{self.hit.family} #{self.hit.when}: {self.hit.line}"}
+        return {"injection": self.hit.line}
 
     def passed(self, req: str) -> Case:
         return case(self.name, Verdict.PASSED, (req,), CHECK, **self.source)

@@ -39,6 +39,7 @@ class Config:
     stages: tuple[str, ...] = STAGES
     max_failures: int = 3
     concurrency_rounds: int = DEFAULT_ROUNDS
+    fault_injection: str = "quick"  # the safety stage's strace injections: quick, full, off
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -47,6 +48,7 @@ class Config:
             "timeout": self.timeout,
             "stages": list(self.stages),
             "concurrency_rounds": self.concurrency_rounds,
+            "fault_injection": self.fault_injection,
             "vectors": [str(p) for p in self.vector_paths],
         }
 
@@ -75,7 +77,7 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
             "properties": lambda: run_properties(ctx),
             "scenarios": lambda: run_scenarios(ctx),
             "durability": lambda: run_durability(ctx),
-            "safety": lambda: run_safety(ctx),
+            "safety": lambda: run_safety(ctx, config.fault_injection),
             "concurrency": lambda: run_concurrency(ctx, config.concurrency_rounds),
         }
         for name in config.stages:

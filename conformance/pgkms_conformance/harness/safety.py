@@ -59,8 +59,9 @@ SIGTERM_BOUND: Final = 2.0
 Check = Callable[[Kit], Iterator[Case]]
 
 
-def run_safety(ctx: Context) -> Iterator[Case]:
+def run_safety(ctx: Context, fault_mode: str = "quick") -> Iterator[Case]:
     kit = Kit(ctx, list(ctx.session.command), SafeWorkspace(), Secrets.derive(ctx.seed))
+    kit.fault_mode = fault_mode
     try:
         kit.prepare()
         for check in CHECKS:
@@ -577,7 +578,7 @@ def bootstrap_retry_checks(kit: Kit) -> Iterator[Case]:
 
 
 def faults(kit: Kit) -> Iterator[Case]:
-    yield from fault_cases(kit)
+    yield from fault_cases(kit, kit.fault_mode)
 
 
 CHECKS: Final[tuple[Check, ...]] = (

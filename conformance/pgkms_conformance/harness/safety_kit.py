@@ -71,6 +71,7 @@ class Kit:
     secrets: Secrets
     template: Path | None = None  # a data directory holding the IUT's bootstrapped key set
     original_keys: list[str] = field(default_factory=list)
+    fault_mode: str = "quick"  # syscall fault injection: quick, full or off (faults.py)
     not_ready: str = ""  # why there is no template (then the checks needing one are unsupported)
     _spare: SpareIut | None = None
 
