@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ def fault_cases(kit: Kit, mode: str = "quick") -> Iterator[Case]:
     reqs_all = ("ROT_07", "ROT_08", "BOOT_05")
     why = strace_unavailable() if mode != "off" else "turned off (--fault-injection off)"
     if why is not None:
+        yield kit.unsupported(PAUSED, ("CONC_01",), CHECK, f"syscall delay unavailable: {why}")
         for req in reqs_all:
             yield kit.unsupported(
                 f"{req} by fault injection",
@@ -214,9 +216,11 @@ def fault_cases(kit: Kit, mode: str = "quick") -> Iterator[Case]:
             )
         return
     if kit.template is None:
+        yield kit.unsupported(PAUSED, ("CONC_01",), CHECK, kit.not_ready)
         for req in reqs_all:
             yield kit.unsupported(f"{req} by fault injection", (req,), CHECK, kit.not_ready)
         return
+    yield paused_rotation(kit)
     deadline = time.monotonic() + TIME_BUDGET
     for op in ("rotate", "bootstrap"):
         reqs = ("ROT_07", "ROT_08") if op == "rotate" else ("BOOT_05",)
@@ -233,6 +237,70 @@ def fault_cases(kit: Kit, mode: str = "quick") -> Iterator[Case]:
             judged = _one(kit, op, target)
             if judged is not None:
                 yield judged
+
+
+PAUSED: Final = "startup during a rotation paused before its first removal"
+PAUSE: Final = 1.5  # seconds the rotation's first unlink is delayed
+STARTUP_AFTER: Final = 0.5  # seconds after the rotation was sent
+
+
+def paused_rotation(kit: Kit) -> Case:
+    """Issue 10's reproduction (CONC_01): a rotation paused by strace before its first unlink
+    (both key sets complete on disk) while a startup under the OLD passphrase runs. Unlocked,
+    the startup's recovery discards the new set and the rotation then removes the old one."""
+    if "concurrency" not in kit.caps or "rotate" not in kit.caps:
+        return kit.unsupported(PAUSED, ("CONC_01",), CHECK, "the IUT does not claim concurrency")
+    d = kit.fresh()
+    delay = int(PAUSE * 1_000_000)
+    wrapper = [
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=unlink,unlinkat",
+        "-e",
+        f"inject=unlink,unlinkat:delay_enter={delay}:when=1",
+    ]
+    try:
+        rotating = SpareIut(kit.command, 20.0, wrapper=wrapper)
+        rotating.start()
+    except AdapterFailure as exc:
+        return kit.unsupported(PAUSED, ("CONC_01",), CHECK, f"no IUT under strace: {exc.message}")
+    answers: dict[str, Timed] = {}
+
+    def rotate() -> None:
+        answers["rotate"] = kit.ask("rotate", _params(kit, "rotate", d), 20.0, spare=rotating)
+
+    worker = threading.Thread(target=rotate, daemon=True)
+    try:
+        worker.start()
+        time.sleep(STARTUP_AFTER)
+        startup = {**_params(kit, "startup", d), "lock_timeout": 10.0}
+        answers["startup"] = kit.ask("startup", startup, 20.0)
+        worker.join(timeout=20.0)
+    finally:
+        rotating.close()
+    opened, said = opens_original(kit, d, kit.secrets.b)
+    rot, start = answers.get("rotate"), answers["startup"]
+    problems = [] if rot is not None and rot.ok else [f"rotate: {rot.describe() if rot else '?'}"]
+    if not (start.ok or start.code == "wrong_passphrase"):
+        problems.append(f"startup under the old passphrase: {start.describe()}")
+    if not opened:
+        problems.append(f"afterwards, under the new passphrase: {said}")
+    if not problems:
+        return case(PAUSED, Verdict.PASSED, ("CONC_01",), CHECK, op="startup")
+    kit.ctx.progress.failed()
+    return case(
+        PAUSED,
+        Verdict.FAILED,
+        ("CONC_01",),
+        CHECK,
+        op="startup",
+        expected="the startup waits for the rotation; the new passphrase opens the original keys",
+        found="; ".join(problems),
+    )
 
 
 def _one(kit: Kit, op: str, target: Target) -> Case | None:
