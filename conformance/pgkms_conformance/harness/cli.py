@@ -78,8 +78,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--fault-injection",
         choices=("quick", "full", "off"),
         default="quick",
-        help="safety stage: strace EIO injection into the first call of each syscall family "
-        "before and after the point of no return (quick, default), into every call (full), or none",
+        help="safety stage: strace EIO injection into the first fsync before the point of no "
+        "return, the first call at it and the first fsync after it (quick, default), into every "
+        "call (full), or none (off)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")

@@ -176,8 +176,9 @@ def _params(kit: Kit, op: str, d: Path) -> dict[str, str]:
 def plan(kit: Kit, op: str, mode: str) -> list[Target] | str:
     """The calls to make fail, from one traced run without injection (or why there are none).
 
-    ``quick``: per family, the first call before and the first at or after the point of no
-    return (for bootstrap: its rename); ``full``: every call, up to MAX_WHEN per family."""
+    ``quick``: the first fsync before the point of no return (for bootstrap: its rename), the
+    first call at it and the first fsync after it; ``full``: every call of every family on the
+    data directory, up to MAX_WHEN per family."""
     d = kit.fresh(with_keys=op == "rotate")
     log = kit.ws.root / f"strace-{op}-plan.log"
     try:
@@ -191,15 +192,23 @@ def plan(kit: Kit, op: str, mode: str) -> list[Target] | str:
         spare.close()
     if not t.ok:
         return f"{op} failed under strace without any injection: {t.describe()}"
-    chosen: list[Target] = []
-    seen: dict[tuple[str, bool], int] = {}
-    for target, _ in _calls(log, d, op):
-        key = (target.family, target.past_point_of_no_return if mode == "quick" else True)
-        seen[key] = seen.get(key, 0) + 1
-        limit = 1 if mode == "quick" else MAX_WHEN
-        if seen[key] <= limit:
-            chosen.append(target)
-    return chosen
+    calls = [target for target, _ in _calls(log, d, op)]
+    if mode == "full":
+        per_family: dict[str, int] = {}
+        chosen = []
+        for target in calls:
+            per_family[target.family] = per_family.get(target.family, 0) + 1
+            if per_family[target.family] <= MAX_WHEN:
+                chosen.append(target)
+        return chosen
+    before = [c for c in calls if not c.past_point_of_no_return]
+    past = [c for c in calls if c.past_point_of_no_return]
+    picks = (
+        next((c for c in before if c.family == "fsync"), None),
+        past[0] if past else None,
+        next((c for c in past if c.family == "fsync"), None),
+    )
+    return list(dict.fromkeys(c for c in picks if c is not None))
 
 
 def fault_cases(kit: Kit, mode: str = "quick") -> Iterator[Case]:

@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -158,10 +159,13 @@ class SafeWorkspace:
     def __init__(self, prefix: str = "pgkms-safety-") -> None:
         self.root = Path(tempfile.mkdtemp(prefix=prefix))
         self._n = 0
+        self._guard = threading.Lock()  # checks run in threads share the workspace
 
     def fresh(self, name: str = "d") -> Path:
-        self._n += 1
-        path = self.root / f"{name}{self._n}"
+        with self._guard:
+            self._n += 1
+            n = self._n
+        path = self.root / f"{name}{n}"
         path.mkdir(mode=0o700)
         return path
 

@@ -10,6 +10,7 @@ environment cannot provide is reported unsupported with the reason, never passed
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -42,7 +43,7 @@ from pgkms_conformance.harness.procs import (
     tree_peak_rss_kib,
     wait_gone,
 )
-from pgkms_conformance.harness.safety_kit import Kit, case
+from pgkms_conformance.harness.safety_kit import Job, Kit, case, in_parallel
 from pgkms_conformance.harness.scenarios import Secrets
 from pgkms_conformance.protocol.client import AdapterFailure
 
@@ -142,42 +143,51 @@ def _lock_file(datadir: Path) -> Path:
 
 # -- CONC_01, CONC_02: the lock --
 def lock_checks(kit: Kit) -> Iterator[Case]:
+    """CONC_01, CONC_02; the checks wait on the lock, so they run at once (about 1 s)."""
     check = "the harness holds pg_cryptokeys.lock from another process"
     gate = _need(kit, "lock held", ("CONC_01",), check, "concurrency")
     if gate is not None:
         yield gate
         yield kit.unsupported("lock released", ("CONC_02",), check, gate.detail)
         return
+    jobs: list[Job] = []
     for op in ("rotate", "startup", "recover", "bootstrap"):
         d = kit.fresh(with_keys=op != "bootstrap")
-        yield from _held(kit, f"{op} while the lock is held", op, d, check)
+        jobs.append(functools.partial(_held, name=f"{op} while the lock is held", op=op, d=d))
     for op in ("startup", "rotate", "recover"):
         name = f"{op} on a state needing recovery while the lock is held"
-        yield from _held(kit, name, op, _with_tmp_copy(kit), check)
+        jobs.append(functools.partial(_held, name=name, op=op, d=_with_tmp_copy(kit)))
     for op in ("rotate", "startup"):
-        d = kit.fresh()
         name = f"{op} waits for a lock released after {RELEASE_AFTER:g} s"
-        if op not in kit.caps:
-            yield kit.unsupported(name, ("CONC_02",), check, f"the IUT does not claim {op}")
-            continue
-        with LockHolder(_lock_file(d), hold=RELEASE_AFTER):
-            t = kit.ask(op, {**_params(kit, op, d), "lock_timeout": 5.0}, 10.0)
-        if t.ok:
-            yield case(name, Verdict.PASSED, ("CONC_02",), check, op=op)
-        else:
-            kit.ctx.progress.failed()
-            yield case(
-                name,
-                Verdict.FAILED,
-                ("CONC_02",),
-                check,
-                op=op,
-                expected="success once the lock is free (lock_timeout 5 s)",
-                found=t.describe(),
-            )
+        jobs.append(functools.partial(_released, name=name, op=op, d=kit.fresh()))
+    yield from in_parallel(kit, jobs)
 
 
-def _held(kit: Kit, name: str, op: str, d: Path, check: str) -> Iterator[Case]:
+def _released(kit: Kit, *, name: str, op: str, d: Path) -> list[Case]:
+    check = "the harness releases pg_cryptokeys.lock soon"
+    if op not in kit.caps:
+        return [kit.unsupported(name, ("CONC_02",), check, f"the IUT does not claim {op}")]
+    with LockHolder(_lock_file(d), hold=RELEASE_AFTER):
+        t = kit.ask(op, {**_params(kit, op, d), "lock_timeout": 5.0}, 10.0)
+    if t.ok:
+        return [case(name, Verdict.PASSED, ("CONC_02",), check, op=op)]
+    kit.ctx.progress.failed()
+    return [
+        case(
+            name,
+            Verdict.FAILED,
+            ("CONC_02",),
+            check,
+            op=op,
+            expected="success once the lock is free (lock_timeout 5 s)",
+            found=t.describe(),
+        )
+    ]
+
+
+def _held(kit: Kit, *, name: str, op: str, d: Path) -> list[Case]:
+    check = "the harness holds pg_cryptokeys.lock from another process"
+    out = []
     with LockHolder(_lock_file(d)):
         t0 = time.monotonic()
         refused = _refusal(
@@ -192,18 +202,21 @@ def _held(kit: Kit, name: str, op: str, d: Path, check: str) -> Iterator[Case]:
             within=LOCK_WAIT + HOSTILE_BOUND,
         )
         waited = time.monotonic() - t0
-    yield refused
+    out.append(refused)
     if refused.verdict is Verdict.PASSED and waited < LOCK_WAIT * 0.8:
         kit.ctx.progress.failed()
-        yield case(
-            f"{name}: waits for the lock",
-            Verdict.FAILED,
-            ("CONC_02",),
-            check,
-            op=op,
-            expected=f"key_directory_locked after waiting about {LOCK_WAIT:g} s",
-            found=f"key_directory_locked after {waited:.2f} s",
+        out.append(
+            case(
+                f"{name}: waits for the lock",
+                Verdict.FAILED,
+                ("CONC_02",),
+                check,
+                op=op,
+                expected=f"key_directory_locked after waiting about {LOCK_WAIT:g} s",
+                found=f"key_directory_locked after {waited:.2f} s",
+            )
         )
+    return out
 
 
 # -- CONC_03: postmaster.pid --
@@ -449,40 +462,47 @@ def command_checks(kit: Kit) -> Iterator[Case]:
     pid_file, daemon_file = d / "command.pid", d / "daemon.pid"
     passphrase = "x" * 72
     commands = (
-        ("sleep 1000", None),
-        (f"echo $$ > {pid_file}; exec sleep 1000", pid_file),
+        ("sleep 1000", None, "run_passphrase_command 'sleep 1000', timeout 1 s"),
+        (
+            f"echo $$ > {pid_file}; exec sleep 1000",
+            pid_file,
+            "a command recording its pid is killed on timeout",
+        ),
         (
             f"(sh -c 'echo $$ > {daemon_file}; exec sleep 1000' &); printf %s {passphrase}",
             daemon_file,
+            "a daemon holding stdout is killed on timeout",
         ),
     )
+    jobs: list[Job] = [
+        functools.partial(_command_case, command=command, recorded=recorded, named=named)
+        for command, recorded, named in commands
+    ]
+    jobs.append(functools.partial(_sigterm_case, pid_file=d / "sigterm.pid"))
+    yield from in_parallel(kit, jobs)
+
+
+def _command_case(kit: Kit, *, command: str, recorded: Path | None, named: str) -> list[Case]:
+    check = "passphrase commands that never end"
     bound = COMMAND_TIMEOUT + COMMAND_GRACE
-    for command, recorded in commands:
-        name = f"run_passphrase_command {command.split(';')[0][:40]!r}, timeout 1 s"
-        if recorded is not None:
-            name = (
-                "a command recording its pid is killed on timeout"
-                if recorded is pid_file
-                else "a daemon holding stdout is killed on timeout"
-            )
-        params = {"command": command, "purpose": "startup", "timeout": COMMAND_TIMEOUT}
-        t = kit.ask("run_passphrase_command", params, bound + 3.0)
-        problems = []
-        if t.code != "passphrase_command_timeout" or t.seconds > bound:
-            problems.append(t.describe())
-        if recorded is not None:
-            pid = _pid_from(recorded, 0.5)
-            if pid is None:
-                problems.append("the command never recorded its pid")
-            elif not wait_gone(pid, 0.3):
-                problems.append(f"process {pid} of the command is still alive")
-        kit.drop_spare()  # kills whatever the IUT left behind, whatever the verdict
-        if not problems:
-            yield case(name, Verdict.PASSED, ("PASS_08",), check, op="run_passphrase_command")
-            continue
-        kit.ctx.progress.failed()
-        yield case(
-            name,
+    params = {"command": command, "purpose": "startup", "timeout": COMMAND_TIMEOUT}
+    t = kit.ask("run_passphrase_command", params, bound + 3.0)
+    problems = []
+    if t.code != "passphrase_command_timeout" or t.seconds > bound:
+        problems.append(t.describe())
+    if recorded is not None:
+        pid = _pid_from(recorded, 0.5)
+        if pid is None:
+            problems.append("the command never recorded its pid")
+        elif not wait_gone(pid, 0.3):
+            problems.append(f"process {pid} of the command is still alive")
+    kit.drop_spare()  # kills whatever the IUT left behind, whatever the verdict
+    if not problems:
+        return [case(named, Verdict.PASSED, ("PASS_08",), check, op="run_passphrase_command")]
+    kit.ctx.progress.failed()
+    return [
+        case(
+            named,
             Verdict.FAILED,
             ("PASS_08",),
             check,
@@ -490,10 +510,15 @@ def command_checks(kit: Kit) -> Iterator[Case]:
             expected=f"error passphrase_command_timeout within {bound:g} s, no process left",
             found="; ".join(problems),
         )
-    yield _sigterm_case(kit, d / "sigterm.pid", check)
+    ]
 
 
-def _sigterm_case(kit: Kit, pid_file: Path, check: str) -> Case:
+def _sigterm_case(kit: Kit, *, pid_file: Path) -> list[Case]:
+    return [_sigterm(kit, pid_file)]
+
+
+def _sigterm(kit: Kit, pid_file: Path) -> Case:
+    check = "passphrase commands that never end"
     name = "SIGTERM to the IUT while a command runs ends the command's process group"
     try:
         spare = SpareIut(kit.command, 10.0)

@@ -8,7 +8,10 @@ check.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -146,9 +149,41 @@ class Kit:
     def unsupported(self, name: str, reqs: tuple[str, ...], check: str, why: str) -> Case:
         return case(name, Verdict.UNSUPPORTED, reqs, check, detail=why)
 
+    def fork(self) -> Kit:
+        """The same kit with a spare IUT of its own, for a check run in a thread."""
+        return dataclasses.replace(self, _spare=None)
+
     def close(self) -> None:
         self.drop_spare()
         self.ws.close()
+
+
+Job = Callable[[Kit], list[Case]]
+
+
+def in_parallel(kit: Kit, jobs: Sequence[Job]) -> list[Case]:
+    """Run checks that mostly wait (a held lock, a command's timeout) at once, each with a
+    spare IUT of its own; their cases in the order of ``jobs``. A harness error is re-raised."""
+    results: list[list[Case]] = [[] for _ in jobs]
+    errors: list[BaseException] = []
+
+    def run(index: int, job: Job) -> None:
+        fork = kit.fork()
+        try:
+            results[index] = job(fork)
+        except BaseException as exc:  # re-raised below, in the stage's own thread
+            errors.append(exc)
+        finally:
+            fork.drop_spare()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [c for cases in results for c in cases]
 
 
 def opens_original(kit: Kit, datadir: Path, passphrase: bytes) -> tuple[bool, str]:
