@@ -545,8 +545,8 @@ def _sigterm(kit: Kit, pid_file: Path) -> Case:
         kit.ctx.progress.failed()
         return case(name, Verdict.FAILED, ("PASS_09",), check, found="the command never started")
     if command_gone and iut_gone:  # ADP_06 too: the adapter itself ended on SIGTERM
-        reqs = ("PASS_09", "ADP_06")
-        return case(name, Verdict.PASSED, reqs, check, op="run_passphrase_command")
+        covered = ("PASS_09", "ADP_06")
+        return case(name, Verdict.PASSED, covered, check, op="run_passphrase_command")
     kit.ctx.progress.failed()
     found = [] if command_gone else [f"the command (process {pid}) still ran after 2 s"]
     found += [] if iut_gone else ["the IUT did not exit on SIGTERM"]
