@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vectors": ("pgkms_conformance.vectors.cli", "generate or check the test vectors"),
     "run": ("pgkms_conformance.harness.cli", "judge an implementation through its adapter"),
     "mutants": ("pgkms_conformance.mutants.cli", "run the harness on the mutant zoo"),
+    "stress": (
+        "pgkms_conformance.harness.stress",
+        "concurrent procedures on one data directory: lost key sets, violations",
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pgkms_conformance.bundled import adapter_command
 from pgkms_conformance.harness import report_json, report_junit, report_text
+from pgkms_conformance.harness.concurrency import DEFAULT_ROUNDS
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
 from pgkms_conformance.harness.vector_stage import default_vector_paths
@@ -66,6 +67,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stages", type=_stages, default=STAGES, help=f"comma-separated subset of {STAGES}"
     )
+    parser.add_argument(
+        "--concurrency-rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        metavar="N",
+        help=f"rounds of the concurrency stage (default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument(
+        "--fault-injection",
+        choices=("quick", "full", "off"),
+        default="quick",
+        help="safety stage: strace EIO injection into the first fsync before the point of no "
+        "return, the first call at it and the first fsync after it (quick, default), into every "
+        "call (full), or none (off)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")
 
@@ -81,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         replay_dir=args.replay_dir,
         stages=args.stages,
+        concurrency_rounds=max(args.concurrency_rounds, 1),
+        fault_injection=args.fault_injection,
     )
     if not config.command:
         sys.stderr.write("pgkms-conformance run: --impl names no command\n")

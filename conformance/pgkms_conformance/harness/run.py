@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgkms_conformance.harness.checks import Context, adapter_failure_case
+from pgkms_conformance.harness.concurrency import DEFAULT_ROUNDS, run_concurrency
 from pgkms_conformance.harness.durability import run_durability
 from pgkms_conformance.harness.model import Case, Report, StageSummary, Verdict
 from pgkms_conformance.harness.oracle import Request
@@ -18,12 +19,13 @@ from pgkms_conformance.harness.properties import PROPERTIES, Property, run_prope
 from pgkms_conformance.harness.protocol_stage import run_protocol
 from pgkms_conformance.harness.redact import Redactor
 from pgkms_conformance.harness.replay import ReplayWriter
+from pgkms_conformance.harness.safety import run_safety
 from pgkms_conformance.harness.scenarios import drbg, run_scenarios
 from pgkms_conformance.harness.session import IutSession, RunAborted
 from pgkms_conformance.harness.vector_stage import load_vectors, run_vectors
 from pgkms_conformance.protocol.client import AdapterFailure
 
-STAGES = ("protocol", "vectors", "properties", "scenarios", "durability")
+STAGES = ("protocol", "vectors", "properties", "scenarios", "durability", "safety", "concurrency")
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Config:
     replay_dir: str | None = None
     stages: tuple[str, ...] = STAGES
     max_failures: int = 3
+    concurrency_rounds: int = DEFAULT_ROUNDS
+    fault_injection: str = "quick"  # the safety stage's strace injections: quick, full, off
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -43,6 +47,8 @@ class Config:
             "seed": self.seed,
             "timeout": self.timeout,
             "stages": list(self.stages),
+            "concurrency_rounds": self.concurrency_rounds,
+            "fault_injection": self.fault_injection,
             "vectors": [str(p) for p in self.vector_paths],
         }
 
@@ -71,6 +77,8 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
             "properties": lambda: run_properties(ctx),
             "scenarios": lambda: run_scenarios(ctx),
             "durability": lambda: run_durability(ctx),
+            "safety": lambda: run_safety(ctx, config.fault_injection),
+            "concurrency": lambda: run_concurrency(ctx, config.concurrency_rounds),
         }
         for name in config.stages:
             if session.aborted is not None:

@@ -23,6 +23,7 @@ from Crypto.Cipher import AES
 from Crypto.Hash import HMAC, SHA256, SHA512
 from Crypto.Util.Padding import pad
 
+from pgkms_conformance.mutants import safety_mutants
 from pgkms_conformance.mutants.patching import SeamMissing, module, original, rebind, set_method
 
 Detector = Literal["harness", "crash_explorer"]
@@ -816,6 +817,91 @@ MUTANTS: tuple[Mutant, ...] = (
         "SQL_04",
         "pg_unwrap refuses plaintexts that are not UTF-8",
         sql_result_must_be_utf8,
+    ),
+    # -- issue 10: the lock, the environment, the passphrase command, failure atomicity
+    Mutant(
+        "no_lock",
+        "CONC_01",
+        "no procedure takes the data directory's lock",
+        safety_mutants.no_lock,
+    ),
+    Mutant(
+        "lock_around_write_steps_only",
+        "CONC_01",
+        "only rotation's write steps are locked (the 2020 scope), recovery and startup not",
+        safety_mutants.lock_around_write_steps_only,
+    ),
+    Mutant(
+        "lock_fails_without_waiting",
+        "CONC_02",
+        "a held lock fails the procedure at once, without the bounded wait",
+        safety_mutants.lock_fails_without_waiting,
+    ),
+    Mutant(
+        "no_postmaster_pid_check",
+        "CONC_03",
+        "a live postmaster.pid is ignored",
+        safety_mutants.no_postmaster_pid_check,
+    ),
+    Mutant(
+        "removal_follows_symlinks",
+        "ENV_01",
+        "recovery removes a key directory's contents through a symbolic link",
+        safety_mutants.removal_follows_symlinks,
+    ),
+    Mutant(
+        "blocking_key_open",
+        "ENV_02",
+        "a key file is opened blocking, its type checked after the open (a FIFO hangs it)",
+        safety_mutants.blocking_key_open,
+    ),
+    Mutant(
+        "unbounded_key_read",
+        "ENV_03",
+        "a key file is read whole before its size is judged",
+        safety_mutants.unbounded_key_read,
+    ),
+    Mutant(
+        "recursive_removal",
+        "ENV_04",
+        "directories are removed by recursion (a deep tree exceeds the interpreter's limit)",
+        safety_mutants.recursive_removal,
+    ),
+    Mutant(
+        "no_permission_check",
+        "ENV_05",
+        "key files and directories of any mode are accepted",
+        safety_mutants.no_permission_check,
+    ),
+    Mutant(
+        "no_command_timeout",
+        "PASS_08",
+        "the passphrase command may run forever",
+        safety_mutants.no_command_timeout,
+    ),
+    Mutant(
+        "command_survives_sigterm",
+        "PASS_09",
+        "on SIGTERM the adapter exits, leaving the command running",
+        safety_mutants.command_survives_sigterm,
+    ),
+    Mutant(
+        "bootstrap_blocks_retry",
+        "BOOT_05",
+        "a failed bootstrap leaves pg_cryptokeys_tmp, and any pg_cryptokeys_tmp refuses bootstrap",
+        safety_mutants.bootstrap_blocks_retry,
+    ),
+    Mutant(
+        "tmp_left_after_failed_write",
+        "ROT_07",
+        "a rotation that failed before its point of no return leaves pg_cryptokeys_tmp",
+        safety_mutants.tmp_left_after_failed_write,
+    ),
+    Mutant(
+        "rotation_incomplete_not_reported",
+        "ROT_08",
+        "a failure past the point of no return keeps its own code, not rotation_incomplete",
+        safety_mutants.rotation_incomplete_not_reported,
     ),
 )
 

@@ -113,6 +113,12 @@ class AdapterClient:
             self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     @property
+    def pid(self) -> int:
+        """The IUT's process id (also its process group's): for the safety stage's RSS reading
+        and signals."""
+        return self._proc.pid
+
+    @property
     def stderr_tail(self) -> list[str]:
         return list(self._stderr)
 
