@@ -128,7 +128,7 @@ def differences(
     out: list[tuple[str, str]] = []
     if ROOT in found:
         what = found[ROOT].describe()
-        return [(change_rule, f"the data directory was replaced by {what}; it was not followed")]
+        return [(change_rule, f"the data directory was replaced by {what}")]
     for rel in sorted(set(expected) | set(found)):
         want, got = expected.get(rel), found.get(rel)
         if want is None:
