@@ -41,7 +41,7 @@ def test_the_stderr_tail_is_bounded_and_drops_the_cut_line() -> None:
 @pytest.mark.req("ERR_01")
 @pytest.mark.parametrize("length", [6, 7, 11, 12, 23, 24, 72, 1030])
 def test_fingerprints_alone_catch_every_form_of_an_old_secret(length: int) -> None:
-    redactor = Redactor(recent_chars=0)  # the exact tier keeps a single form: fingerprints act
+    redactor = Redactor(recent_bytes=0)  # the exact tier keeps a single form: fingerprints act
     secret = drbg_bytes(f"old secret {length}", length)
     redactor.add(secret)
     for filler in range(50):  # later secrets push the old one out of the exact tier
@@ -57,7 +57,7 @@ def test_fingerprints_alone_catch_every_form_of_an_old_secret(length: int) -> No
 
 @pytest.mark.req("ERR_01")
 def test_a_raw_secret_across_lines_is_withheld_line_by_line() -> None:
-    redactor = Redactor(recent_chars=0)
+    redactor = Redactor(recent_bytes=0)
     secret = b"first part of it\nsecond part of it"
     redactor.add(secret)
     redactor.add(b"something else entirely")
@@ -68,11 +68,11 @@ def test_a_raw_secret_across_lines_is_withheld_line_by_line() -> None:
 
 @pytest.mark.req("ERR_01")
 def test_redactor_memory_is_bounded_and_innocent_text_passes() -> None:
-    redactor = Redactor(recent_chars=64 * 1024)
+    redactor = Redactor(recent_bytes=64 * 1024)
     secrets = [drbg_bytes(f"many {i}", 64) for i in range(20000)]
     for secret in secrets:
         redactor.add(secret)
-    assert redactor._recent_chars <= 64 * 1024
+    assert redactor._recent_bytes <= 64 * 1024
     for secret in secrets[:50] + secrets[-50:]:  # the oldest (fingerprints) and the newest
         assert secret.hex() not in redactor.scrub(f"leaked {secret.hex()}")
     innocent = "the IUT answered key_directory_missing for /tmp/pgkms-harness-x/d3/pg_cryptokeys"

@@ -65,14 +65,11 @@ class Fingerprints:
         h2 = int.from_bytes(digest[8:], "little") | 1
         return [(h1 + i * h2) % self._bits for i in range(self._hashes)]
 
-    def _insert(self, data: bytes) -> None:
-        if len(data) < MIN_SECRET_LEN:
-            return
-        w = window_of(len(data))
-        self._windows.add(w)
-        for i in self._indexes(data[:w]):
+    def _insert(self, prefix: bytes) -> None:
+        self._windows.add(len(prefix))
+        for i in self._indexes(prefix):
             self._filter[i >> 3] |= 1 << (i & 7)
-        q = hash(data[:w]) & (QUICK_BITS - 1)
+        q = hash(prefix) & (QUICK_BITS - 1)
         self._quick[q >> 3] |= 1 << (q & 7)
 
     def _contains(self, window: bytes) -> bool:
@@ -80,8 +77,10 @@ class Fingerprints:
 
     # -- secrets ---------------------------------------------------------------------------------
     def add(self, secret: bytes) -> None:
-        """Fingerprint ``secret``: its leading bytes, and those of each line of its raw text."""
-        self._insert(secret)
+        """Fingerprint ``secret``: its leading bytes, and those of each line of its raw text
+        (each distinct prefix once: usually all of these are the same bytes, and a filter that
+        fills less answers "maybe" less often)."""
+        pieces = {secret}
         for encoding in ("utf-8", "latin-1"):
             try:
                 text = secret.decode(encoding)
@@ -89,8 +88,10 @@ class Fingerprints:
                 continue
             for variant in (text, text.strip()):
                 for line in variant.split("\n"):
-                    self._insert(line.encode(encoding))
-                    self._insert(line.strip().encode(encoding))
+                    pieces |= {line.encode(encoding), line.strip().encode(encoding)}
+        prefixes = {p[: window_of(len(p))] for p in pieces if len(p) >= MIN_SECRET_LEN}
+        for prefix in prefixes:
+            self._insert(prefix)
 
     # -- texts -----------------------------------------------------------------------------------
     def withhold(self, text: str) -> str:

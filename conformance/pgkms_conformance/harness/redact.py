@@ -7,7 +7,7 @@ and scrubs them, as hex, base64 or raw text, from any text that came back from t
 messages, stderr): a broken IUT may echo its input, and the report must not carry it on.
 
 Its memory is bounded whatever ``--examples`` is (``Redactor`` says how): the exact forms of the
-most recent secrets, up to ``RECENT_FORM_CHARS``, replaced by a placeholder naming the length;
+most recent secrets, up to ``RECENT_FORM_BYTES``, replaced by a placeholder naming the length;
 and, for every secret ever registered, fingerprints in a Bloom filter of fixed size
 (``fingerprints``), which withholds a whole line that carries any older one.
 """
@@ -23,9 +23,11 @@ from typing import Any
 from pgkms_conformance.harness.fingerprints import MIN_SECRET_LEN, Fingerprints
 
 _MIN_SECRET_LEN = MIN_SECRET_LEN
-# The exact forms kept for placeholders: a few MiB of text, the forms of some thousands of
-# typical secrets, or of one 1 MiB secret (its ten forms are about 12 MiB: it then stays alone).
-RECENT_FORM_CHARS = 16 * 1024 * 1024
+# The exact forms kept for placeholders, in bytes of memory (a form's characters plus
+# ``_FORM_OVERHEAD`` for the string object and its dict slot): the forms of about ten thousand
+# typical secrets, or all ten forms of one 500 KiB secret (the largest vector value is 64 KiB).
+RECENT_FORM_BYTES = 8 * 1024 * 1024
+_FORM_OVERHEAD = 150
 _HEXCHARS = frozenset("0123456789abcdef")
 
 
@@ -84,20 +86,20 @@ class Redactor:
     Two tiers, so that memory stays bounded and no secret gets through (ERR_01):
 
     * the exact forms (``secret_forms``) of the most recent secrets, least recently registered
-      forgotten first once they exceed ``RECENT_FORM_CHARS``: these are replaced in place by
+      forgotten first once they exceed ``RECENT_FORM_BYTES``: these are replaced in place by
       ``<redacted N-byte secret>``, so a message stays readable. A case's own secrets are
       registered as it runs, so they are here when its messages are scrubbed;
     * fingerprints of every secret ever registered (``Fingerprints``: a fixed-size Bloom filter
       of each secret's leading bytes, in every form a text can carry). A line of text that still
       carries one, an IUT echoing a value of an earlier case, say, is withheld whole. A false
-      match withholds an innocent line (about one in 10^8 lines at 5,000 examples); it never
-      lets a secret through.
+      match withholds an innocent line (at the filter's fill after 5,000 examples, well under
+      one line in a million); it never lets a secret through.
     """
 
-    def __init__(self, recent_chars: int = RECENT_FORM_CHARS) -> None:
+    def __init__(self, recent_bytes: int = RECENT_FORM_BYTES) -> None:
         self._recent: OrderedDict[str, int] = OrderedDict()  # form -> the secret's length
-        self._recent_chars = 0
-        self._recent_limit = recent_chars
+        self._recent_bytes = 0
+        self._recent_limit = recent_bytes
         self._fingerprints = Fingerprints()
         self.registered = 0  # secrets registered (with repeats): for measurements
 
@@ -111,10 +113,10 @@ class Redactor:
                 self._recent.move_to_end(form)
                 continue
             self._recent[form] = len(secret)
-            self._recent_chars += len(form)
-        while self._recent_chars > self._recent_limit and len(self._recent) > 1:
+            self._recent_bytes += len(form) + _FORM_OVERHEAD
+        while self._recent_bytes > self._recent_limit and len(self._recent) > 1:
             form, _ = self._recent.popitem(last=False)
-            self._recent_chars -= len(form)
+            self._recent_bytes -= len(form) + _FORM_OVERHEAD
 
     def add_hex(self, value: str) -> None:
         try:
@@ -147,5 +149,5 @@ class Redactor:
         return tuple(self.scrub(t) for t in texts)
 
     def __len__(self) -> int:
-        """The number of exact forms held (bounded by ``RECENT_FORM_CHARS``)."""
+        """The number of exact forms held (bounded by ``RECENT_FORM_BYTES``)."""
         return len(self._recent)
