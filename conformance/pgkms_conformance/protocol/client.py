@@ -256,19 +256,26 @@ class AdapterClient:
             return
         self._closed = True
         proc, pipes = self._proc, self._pipes
-        if proc.poll() is None:
-            grace = time.monotonic() + min(self.timeout, SHUTDOWN_GRACE_S)
-            shutdown = json.dumps({"id": self._next_id, "op": "shutdown"}).encode() + b"\n"
-            with contextlib.suppress(OSError):
-                pipes.write(shutdown, min(grace, time.monotonic() + 0.5))
-            pipes.close_stdin()
-            while proc.poll() is None and time.monotonic() < grace:
-                # keep reading, so an IUT blocked writing its output can get to its exit
-                pipes.discard_output(min(grace, time.monotonic() + 0.05))
-        self.survivors = kill_family(self._family, time.monotonic() + KILL_DEADLINE_S)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=REAP_WAIT_S)
-        pipes.close()
+        try:
+            if proc.poll() is None:
+                self._ask_to_exit()
+            self.survivors = kill_family(self._family, time.monotonic() + KILL_DEADLINE_S)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=REAP_WAIT_S)
+        finally:
+            pipes.close()
+
+    def _ask_to_exit(self) -> None:
+        """``shutdown``, then end of input; wait at most SHUTDOWN_GRACE_S for the exit."""
+        proc, pipes = self._proc, self._pipes
+        grace = time.monotonic() + min(self.timeout, SHUTDOWN_GRACE_S)
+        shutdown = json.dumps({"id": self._next_id, "op": "shutdown"}).encode() + b"\n"
+        with contextlib.suppress(OSError):
+            pipes.write(shutdown, min(grace, time.monotonic() + 0.5))
+        pipes.close_stdin()
+        while proc.poll() is None and time.monotonic() < grace:
+            # keep reading, so an IUT blocked writing its output can get to its exit
+            pipes.discard_output(min(grace, time.monotonic() + 0.05))
 
     def __enter__(self) -> AdapterClient:
         return self
