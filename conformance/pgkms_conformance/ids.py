@@ -18,3 +18,8 @@ REQUIREMENT_CITATION_RE: Final = re.compile(rf"\b{REQUIREMENT_PATTERN}\b")
 # Any id a vector or a test may cite: a requirement, a finding or a deviation.
 CITABLE_PATTERN: Final = rf"^(?:{REQUIREMENT_PATTERN}|(?:SEC|DEV)_[A-Z0-9_]+)$"
 CITABLE_ID_RE: Final = re.compile(CITABLE_PATTERN)
+
+# The lock file of CONC_01 (the spec's name: the toolkit checks implementations and imports
+# none). Any procedure may create it in PGDATA and it holds no key state, so directory listings
+# and traces leave it out.
+LOCK_FILE_NAME: Final = "pg_cryptokeys.lock"

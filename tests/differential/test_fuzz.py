@@ -183,11 +183,7 @@ def adapter_pair(
 
 
 def _exchange(client: AdapterClient, line: bytes) -> dict[str, Any]:
-    stdin = client._proc.stdin
-    assert stdin is not None
-    stdin.write(line + b"\n")
-    stdin.flush()
-    return client._read_object("fuzzed line")
+    return client.send_raw_bytes(line + b"\n")
 
 
 @pytest.mark.req("ADP_01", "ADP_02", "ADP_03")

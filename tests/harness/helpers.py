@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -22,3 +23,8 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def drbg_bytes(label: str, n: int) -> bytes:
+    """Deterministic test bytes (SHAKE-256 of a label): random-looking, the same every run."""
+    return hashlib.shake_256(f"pgkms-tests/{label}".encode()).digest(n)

@@ -286,11 +286,7 @@ def test_malformed_requests_are_refused_without_effect(
 def test_garbage_lines_get_malformed_request(adapter: AdapterClient, line: bytes) -> None:
     if not line:
         return  # blank lines are skipped by both adapters; sending one would wait forever
-    proc_stdin = adapter._proc.stdin  # raw bytes: send_raw only sends text
-    assert proc_stdin is not None
-    proc_stdin.write(line + b"\n")
-    proc_stdin.flush()
-    response = adapter._read_object("garbage")
+    response = adapter.send_raw_bytes(line + b"\n")
     schema.validate_response("hello", response)
     assert response["error"]["code"] == "malformed_request"
     assert adapter.hello().protocol == 1  # and the session goes on

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from pgkms_conformance.ids import LOCK_FILE_NAME
+
 KD: Final = "pg_cryptokeys"
 TMP: Final = "pg_cryptokeys_tmp"
-LOCK: Final = "pg_cryptokeys.lock"
+LOCK: Final = LOCK_FILE_NAME
 PIDFILE: Final = "postmaster.pid"
 SMALL: Final = 4096  # files up to this size are compared byte for byte
 

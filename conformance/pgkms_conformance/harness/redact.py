@@ -5,17 +5,29 @@ enough to tell two values apart and to match them against a replay file, useless
 ``Redactor`` remembers every secret-bearing value the harness sent to or received from the IUT
 and scrubs them, as hex, base64 or raw text, from any text that came back from the IUT (error
 messages, stderr): a broken IUT may echo its input, and the report must not carry it on.
+
+Its memory is bounded whatever ``--examples`` is (``Redactor`` says how): the exact forms of the
+most recent secrets, up to ``RECENT_FORM_BYTES``, replaced by a placeholder naming the length;
+and, for every secret ever registered, fingerprints in a Bloom filter of fixed size
+(``fingerprints``), which withholds a whole line that carries any older one.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-# Values this short are not worth hiding (and would scrub innocent text such as "0000").
-_MIN_SECRET_LEN = 6
+from pgkms_conformance.harness.fingerprints import MIN_SECRET_LEN, Fingerprints
+
+_MIN_SECRET_LEN = MIN_SECRET_LEN
+# The exact forms kept for placeholders, in bytes of memory (a form's characters plus
+# ``_FORM_OVERHEAD`` for the string object and its dict slot): the forms of about ten thousand
+# typical secrets, or all ten forms of one 500 KiB secret (the largest vector value is 64 KiB).
+RECENT_FORM_BYTES = 8 * 1024 * 1024
+_FORM_OVERHEAD = 150
 _HEXCHARS = frozenset("0123456789abcdef")
 
 
@@ -69,16 +81,42 @@ def secret_forms(secret: bytes) -> list[str]:
 
 
 class Redactor:
-    """Collects secrets; ``scrub`` removes every known form of every one from a text."""
+    """Collects secrets; ``scrub`` removes every known form of every one from a text.
 
-    def __init__(self) -> None:
-        self._forms: dict[str, int] = {}  # form -> length of the secret, for the placeholder
+    Two tiers, so that memory stays bounded and no secret gets through (ERR_01):
+
+    * the exact forms (``secret_forms``) of the most recent secrets, least recently registered
+      forgotten first once they exceed ``RECENT_FORM_BYTES``: these are replaced in place by
+      ``<redacted N-byte secret>``, so a message stays readable. A case's own secrets are
+      registered as it runs, so they are here when its messages are scrubbed;
+    * fingerprints of every secret ever registered (``Fingerprints``: a fixed-size Bloom filter
+      of each secret's leading bytes, in every form a text can carry). A line of text that still
+      carries one, an IUT echoing a value of an earlier case, say, is withheld whole. A false
+      match withholds an innocent line (at the filter's fill after 5,000 examples, well under
+      one line in a million); it never lets a secret through.
+    """
+
+    def __init__(self, recent_bytes: int = RECENT_FORM_BYTES) -> None:
+        self._recent: OrderedDict[str, int] = OrderedDict()  # form -> the secret's length
+        self._recent_bytes = 0
+        self._recent_limit = recent_bytes
+        self._fingerprints = Fingerprints()
+        self.registered = 0  # secrets registered (with repeats): for measurements
 
     def add(self, secret: bytes) -> None:
         if len(secret) < _MIN_SECRET_LEN:
             return
+        self.registered += 1
+        self._fingerprints.add(secret)
         for form in secret_forms(secret):
-            self._forms.setdefault(form, len(secret))
+            if form in self._recent:
+                self._recent.move_to_end(form)
+                continue
+            self._recent[form] = len(secret)
+            self._recent_bytes += len(form) + _FORM_OVERHEAD
+        while self._recent_bytes > self._recent_limit and len(self._recent) > 1:
+            form, _ = self._recent.popitem(last=False)
+            self._recent_bytes -= len(form) + _FORM_OVERHEAD
 
     def add_hex(self, value: str) -> None:
         try:
@@ -103,12 +141,13 @@ class Redactor:
             return text
         # Longest forms first, so a secret's hex is replaced whole before any shorter secret
         # that happens to be inside it.
-        for form in sorted((f for f in self._forms if f in text), key=len, reverse=True):
-            text = text.replace(form, f"<redacted {self._forms[form]}-byte secret>")
-        return text
+        for form in sorted((f for f in self._recent if f in text), key=len, reverse=True):
+            text = text.replace(form, f"<redacted {self._recent[form]}-byte secret>")
+        return self._fingerprints.withhold(text)
 
     def scrub_all(self, texts: Iterable[str]) -> tuple[str, ...]:
         return tuple(self.scrub(t) for t in texts)
 
     def __len__(self) -> int:
-        return len(self._forms)
+        """The number of exact forms held (bounded by ``RECENT_FORM_BYTES``)."""
+        return len(self._recent)

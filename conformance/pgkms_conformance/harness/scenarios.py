@@ -15,7 +15,6 @@ from keys and passphrases derived from the run's seed.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -41,6 +40,7 @@ from pgkms_conformance.harness.listing import (
     Listing,
     differences,
     read_listing,
+    remove_tree,
     to_json,
     write_listing,
 )
@@ -74,7 +74,7 @@ class Workspace:
         return path
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)  # never through a link an IUT left in its directory
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
     reqs = tuple(dict.fromkeys(r for r, _ in problems))
     replay = ctx.replays.scenario(name, to_json(before), Request(step.op, params))
     # Resynchronise: later steps of a chain judge later behaviour, not this step's damage.
-    shutil.rmtree(datadir)
+    remove_tree(datadir)  # a data directory swapped for a link: the link goes, not its target
     datadir.mkdir(mode=0o700)
     write_listing(datadir, read_listing(oracle_dir))
     case = Case(

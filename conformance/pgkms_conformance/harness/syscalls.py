@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from pgkms_conformance.ids import LOCK_FILE_NAME
 from pgkms_conformance.protocol.client import AdapterClient, Response
 
 TRACED: Final = (
@@ -55,7 +56,7 @@ TRACED: Final = (
 )  # fmt: skip
 # Never part of a trace: the lock (spec: Concurrency and the environment) is not a key
 # directory operation, and the adapter protocol leaves it out of fs_trace too.
-UNTRACED_NAMES: Final = frozenset({"pg_cryptokeys.lock"})
+UNTRACED_NAMES: Final = frozenset({LOCK_FILE_NAME})
 WRITES: Final = frozenset({"write", "pwrite64", "writev", "pwritev", "pwritev2"})
 READS: Final = frozenset({"read", "readv"})
 

@@ -1,10 +1,13 @@
 """The harness side of the adapter protocol: start an IUT, talk to it, survive it.
 
 An implementation under test is a stranger's program. It may crash, hang, print garbage, write
-to stdout from a debug statement, or ignore EOF. ``AdapterClient`` turns each of those into a
-typed ``AdapterFailure`` that carries the tail of the IUT's stderr, enforces a per-request
-timeout, and always kills the IUT's whole process group on close, so a run never hangs and never
-leaves processes behind.
+to stdout from a debug statement, ignore EOF, never read its input, answer with a line of a
+gigabyte, flood stderr, or leave a daemon behind that called ``setsid()`` and holds its pipes.
+``AdapterClient`` turns each of those into a typed ``AdapterFailure`` that carries the tail of
+the IUT's stderr, bounds every wait (per request: ``timeout``; on close: ``CLOSE_BOUND_S``),
+bounds its memory (``pipes.MAX_RESPONSE_LINE``, ``pipes.STDERR_TAIL_BYTES``), and on close kills
+the IUT's whole process family (``processes``), so a run never hangs and never leaves processes
+behind (ADP_01).
 """
 
 from __future__ import annotations
@@ -12,20 +15,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
-import signal
+import secrets
 import subprocess
-import threading
-from collections import deque
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgkms_conformance.protocol.pipes import Overlong, Pipes
+from pgkms_conformance.protocol.processes import (
+    MARKER_VARIABLE,
+    Family,
+    become_subreaper,
+    kill_family,
+)
+
 Json = dict[str, Any]
 
 PROTOCOL_VERSION = 1
-STDERR_TAIL_LINES = 20
-_EOF = object()
+# close(): how long the IUT may take to exit after ``shutdown`` and EOF, how long the kill of its
+# process family may take, and how long its root gets to be reaped after SIGKILL. Their sum
+# bounds close() whatever the IUT does.
+SHUTDOWN_GRACE_S = 2.0
+KILL_DEADLINE_S = 2.0
+REAP_WAIT_S = 1.0
+CLOSE_BOUND_S = SHUTDOWN_GRACE_S + KILL_DEADLINE_S + REAP_WAIT_S
 
 
 class AdapterFailure(Exception):
@@ -74,43 +88,42 @@ class Hello:
 
 
 class AdapterClient:
-    """One running IUT. Use as a context manager; ``close()`` is idempotent."""
+    """One running IUT. Use as a context manager; ``close()`` is idempotent and bounded."""
 
     def __init__(self, command: Sequence[str], timeout: float = 10.0, cwd: str | None = None):
         self.command = list(command)
         self.timeout = timeout
         self._next_id = 0
-        self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        self._lines: queue.Queue[object] = queue.Queue()
         self.requests_sent = 0
+        self.survivors: set[int] = set()  # members of the family still alive after close()
+        self._closed = False
+        become_subreaper()  # orphans of the IUT come to us, not to init (see processes)
+        token = secrets.token_hex(16)
         try:
             self._proc = subprocess.Popen(
                 self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                bufsize=0,
                 cwd=cwd,
-                start_new_session=True,  # its own process group, so close() can kill it all
+                env={**os.environ, MARKER_VARIABLE: token},
+                start_new_session=True,  # its own session and group, both named by its pid
             )
         except OSError as exc:
             raise AdapterStartFailed(
                 f"could not start {self.command[0]!r}: {exc.strerror}"
             ) from None
-        threading.Thread(target=self._pump_stdout, daemon=True).start()
-        self._stderr_reader = threading.Thread(target=self._pump_stderr, daemon=True)
-        self._stderr_reader.start()
+        stdin, stdout, stderr = self._proc.stdin, self._proc.stdout, self._proc.stderr
+        assert stdin is not None
+        assert stdout is not None
+        assert stderr is not None
+        self._pipes = Pipes(stdin, stdout, stderr)
+        self._family = Family(self._proc.pid, token, self._pipes.inodes)
 
-    # -- reader threads: the only blocking reads, so the main thread can time out -------------
-    def _pump_stdout(self) -> None:
-        assert self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            self._lines.put(raw)
-        self._lines.put(_EOF)
-
-    def _pump_stderr(self) -> None:
-        assert self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     @property
     def pid(self) -> int:
@@ -120,7 +133,7 @@ class AdapterClient:
 
     @property
     def stderr_tail(self) -> list[str]:
-        return list(self._stderr)
+        return self._pipes.err.lines()
 
     # -- requests ------------------------------------------------------------------------------
     def hello(self) -> Hello:
@@ -148,40 +161,55 @@ class AdapterClient:
         )
 
     def call(self, op: str, **params: Any) -> Response:
-        """Send one request and wait (at most ``timeout`` seconds) for its response."""
+        """Send one request and wait (at most ``timeout`` seconds in all) for its response."""
         request_id = self._next_id
         self._next_id += 1
         line = json.dumps({"id": request_id, "op": op, **params}, separators=(",", ":"))
-        self._send(line + "\n")
-        return self._receive(request_id, op)
+        deadline = time.monotonic() + self.timeout
+        self._send((line + "\n").encode(), deadline, f"{op!r} (id {request_id})")
+        return self._receive(request_id, op, deadline)
 
     def send_raw(self, line: str) -> Json:
         """Send a raw line (for protocol-robustness tests) and return the raw response object."""
-        self._send(line if line.endswith("\n") else line + "\n")
-        return self._read_object("raw request")
+        return self.send_raw_bytes((line if line.endswith("\n") else line + "\n").encode())
 
-    def _send(self, text: str) -> None:
-        assert self._proc.stdin is not None
+    def send_raw_bytes(self, data: bytes) -> Json:
+        """Send raw bytes (a line, or not even UTF-8) and return the raw response object."""
+        deadline = time.monotonic() + self.timeout
+        self._send(data, deadline, "raw request")
+        return self._read_object("raw request", deadline)
+
+    def _send(self, data: bytes, deadline: float, what: str) -> None:
         try:
-            self._proc.stdin.write(text.encode())
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+            sent = self._pipes.write(data, deadline)
+        except OSError:
             raise self._crashed("while sending a request") from None
+        if not sent:
+            raise AdapterTimeout(
+                f"the IUT did not read the request {what} within {self.timeout:g} s",
+                self.stderr_tail,
+            )
         self.requests_sent += 1
 
-    def _read_object(self, what: str) -> Json:
-        try:
-            item = self._lines.get(timeout=self.timeout)
-        except queue.Empty:
+    def _read_object(self, what: str, deadline: float | None = None) -> Json:
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        item = self._pipes.next_line(deadline)
+        if item is None:
+            if self._pipes.out.eof:
+                raise self._crashed(f"while waiting for the response to {what}")
             raise AdapterTimeout(
                 f"no response to {what} within {self.timeout:g} s", self.stderr_tail
-            ) from None
-        if item is _EOF:
-            raise self._crashed(f"while waiting for the response to {what}")
-        assert isinstance(item, bytes)
+            )
+        if isinstance(item, Overlong):
+            raise AdapterGarbage(
+                f"response to {what} is longer than the harness's limit of {item.limit} bytes"
+                " per line",
+                self.stderr_tail,
+            )
         try:
             obj = json.loads(item)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             preview = item[:80].decode("utf-8", "replace").rstrip()
             raise AdapterGarbage(
                 f"response to {what} is not JSON: {preview!r}", self.stderr_tail
@@ -190,8 +218,8 @@ class AdapterClient:
             raise AdapterGarbage(f"response to {what} is not a JSON object", self.stderr_tail)
         return obj
 
-    def _receive(self, request_id: int, op: str) -> Response:
-        obj = self._read_object(f"{op!r} (id {request_id})")
+    def _receive(self, request_id: int, op: str, deadline: float) -> Response:
+        obj = self._read_object(f"{op!r} (id {request_id})", deadline)
         if obj.get("id") != request_id:
             raise AdapterGarbage(
                 f"response carries id {obj.get('id')!r}, expected {request_id}", self.stderr_tail
@@ -217,28 +245,43 @@ class AdapterClient:
             how = f"exited with status {status}" if status >= 0 else f"killed by signal {-status}"
         except subprocess.TimeoutExpired:
             how = "closed its stdout"
-        self._stderr_reader.join(timeout=1.0)  # a dead IUT's last words are the useful ones
+        # A dead IUT's last words are the useful ones; an orphan holding stderr open cannot
+        # make us wait longer than this.
+        self._pipes.drain_stderr(time.monotonic() + 1.0)
         return AdapterCrashed(f"the IUT {how} {when}", self.stderr_tail)
 
     # -- shutdown ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Ask politely (EOF), then kill the process group; never blocks for long."""
-        proc = self._proc
-        if proc.poll() is None:
-            try:
-                assert proc.stdin is not None
-                proc.stdin.close()
-            except OSError:
-                pass
+        """Ask politely (``shutdown``, then EOF), then kill the whole process family.
+
+        Bounded by ``CLOSE_BOUND_S`` whatever the IUT does: an IUT that ignores both, never reads
+        its input, floods its output, or leaves descendants holding its pipes is killed, and
+        its descendants with it, including those that called ``setsid()``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        proc, pipes = self._proc, self._pipes
+        try:
+            if proc.poll() is None:
+                self._ask_to_exit()
+            self.survivors = kill_family(self._family, time.monotonic() + KILL_DEADLINE_S)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=min(self.timeout, 2.0))
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # stragglers the IUT forked, too
-        if proc.poll() is None:
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+                proc.wait(timeout=REAP_WAIT_S)
+        finally:
+            pipes.close()
+
+    def _ask_to_exit(self) -> None:
+        """``shutdown``, then end of input; wait at most SHUTDOWN_GRACE_S for the exit."""
+        proc, pipes = self._proc, self._pipes
+        grace = time.monotonic() + min(self.timeout, SHUTDOWN_GRACE_S)
+        shutdown = json.dumps({"id": self._next_id, "op": "shutdown"}).encode() + b"\n"
+        with contextlib.suppress(OSError):
+            pipes.write(shutdown, min(grace, time.monotonic() + 0.5))
+        pipes.close_stdin()
+        while proc.poll() is None and time.monotonic() < grace:
+            # keep reading, so an IUT blocked writing its output can get to its exit
+            pipes.discard_output(min(grace, time.monotonic() + 0.05))
 
     def __enter__(self) -> AdapterClient:
         return self

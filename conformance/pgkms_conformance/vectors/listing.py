@@ -13,12 +13,13 @@ around an operation and always removes what it made, whatever the operation left
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from pgkms_conformance.ids import LOCK_FILE_NAME as LOCK_FILE
+from pgkms_conformance.safefs import remove_tree, walk
 
 Listing = dict[str, dict[str, Any]]
 
@@ -54,38 +55,24 @@ def materialise(listing: Listing, root: Path) -> None:
             os.chmod(root / rel.rstrip("/"), int(mode))
 
 
-# CONC_01: the lock file any procedure may create in PGDATA (the spec's name: the runner checks
-# any implementation and imports none).
-LOCK_FILE = "pg_cryptokeys.lock"
-
-
 def snapshot(root: Path) -> Listing:
-    """The listing of everything under ``root`` (symlinks and other kinds are reported as files
-    with no content, so a comparison notices them), except the lock file (CONC_01): any
-    procedure may create it, and it holds no key state."""
+    """The listing of everything under ``root``, read as ``safefs`` reads an IUT's directory:
+    symbolic links are not followed, special files not opened, files over ``MAX_FILE_BYTES``
+    not read. Those are reported as entries with no content and a ``kind`` ("symlink",
+    "other", "file" with its ``size``, "unread"), so a comparison notices them."""
     out: Listing = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        files = [n for n in filenames if Path(dirpath) != root or n != LOCK_FILE]
-        for name in sorted(dirnames):
-            p = Path(dirpath, name)
-            out[p.relative_to(root).as_posix() + "/"] = {"mode": stat.S_IMODE(p.lstat().st_mode)}
-        for name in sorted(files):
-            p = Path(dirpath, name)
-            st = p.lstat()
-            entry: dict[str, Any] = {"mode": stat.S_IMODE(st.st_mode)}
-            if stat.S_ISREG(st.st_mode):
-                entry["content"] = p.read_bytes().hex()
-            out[p.relative_to(root).as_posix()] = entry
+    for node in walk(root):
+        if node.rel == LOCK_FILE:
+            continue  # CONC_01: any procedure may create it; it holds no key state
+        entry: dict[str, Any] = {"mode": node.mode}
+        if node.content is not None:
+            entry["content"] = node.content.hex()
+        elif node.kind != "dir":
+            entry["kind"] = node.kind
+            if node.kind == "file":
+                entry["size"] = node.size
+        out[node.rel] = entry
     return dict(sorted(out.items()))
-
-
-def _make_writable(root: Path) -> None:
-    """Give the owner rwx on every directory under ``root`` so it can be removed."""
-    for dirpath, dirnames, _ in os.walk(root):
-        for name in dirnames:
-            p = Path(dirpath, name)
-            if not p.is_symlink():
-                p.chmod(0o700)
 
 
 class TempDatadir:
@@ -108,9 +95,7 @@ class TempDatadir:
 
     def _cleanup(self) -> None:
         if self._base is not None:
-            os.chmod(self._base, 0o700)
-            _make_writable(self._base)
-            shutil.rmtree(self._base, ignore_errors=True)
+            remove_tree(self._base)  # never through a link the operation may have left
             self._base = None
 
     def __exit__(

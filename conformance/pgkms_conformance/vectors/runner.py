@@ -198,6 +198,8 @@ def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | N
             return f"no {rel}", f"{rel} present"
         if got is None:
             return f"{rel} present", f"no {rel}"
+        if want.get("kind") != got.get("kind"):
+            return f"{rel} {want.get('kind', 'as listed')}", f"{rel} {got.get('kind', 'as listed')}"
         if "mode" in want and want["mode"] != got.get("mode"):
             return f"{rel} mode {want['mode']:o}", f"mode {got.get('mode', 0):o}"
         if want.get("content") != got.get("content"):
