@@ -35,6 +35,7 @@ from typing import Any, Final, Literal
 
 from jsonschema import Draft202012Validator
 
+from pgkms_conformance.attribution import charged, code_rule, wrapped_rule
 from pgkms_conformance.protocol.client import AdapterClient, Response
 from pgkms_conformance.vectors import accumulated
 from pgkms_conformance.vectors.canonical import vector_id
@@ -90,6 +91,12 @@ class Outcome:
     expected: str = ""
     found: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    primary: str | None = None  # a failure: the requirement it breaks (``attribution``)
+
+    @property
+    def charged(self) -> tuple[str, ...]:
+        """The requirements a failure names, the one it is charged to first."""
+        return charged(self.primary, self.requirements)
 
     @property
     def passed(self) -> bool:
@@ -225,11 +232,12 @@ def _capabilities_of(client: AdapterClient) -> frozenset[str]:
 
 
 class _Verdict(Exception):
-    """A failed check, raised inside a test run and turned into an Outcome."""
+    """A failed check, raised inside a test run and turned into an Outcome; ``rule`` is the
+    requirement it breaks, when what differs says (``attribution``)."""
 
-    def __init__(self, reason: str, expected: str, found: str) -> None:
+    def __init__(self, reason: str, expected: str, found: str, rule: str | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.expected, self.found = reason, expected, found
+        self.reason, self.expected, self.found, self.rule = reason, expected, found, rule
 
 
 def run_test(
@@ -270,6 +278,7 @@ def run_test(
             expected=v.expected,
             found=v.found,
             notes=tuple(notes),
+            primary=v.rule,
             **base,
         )
     return Outcome("passed", notes=tuple(notes), **base)
@@ -298,11 +307,15 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
     response, after = _call(client, op, params)
     if not response.ok and response.error_code == "unsupported_operation":
         raise _Verdict("the IUT claims this op but refused it", "a result", "unsupported_operation")
+    cited = test["requirements"]
     if result == "invalid":
+        rule = code_rule(test["error"], cited)
         if response.ok:
-            raise _Verdict("accepted an input that must be rejected", test["error"], "success")
+            raise _Verdict(
+                "accepted an input that must be rejected", test["error"], "success", rule
+            )
         if response.error_code != test["error"]:
-            raise _Verdict("wrong error code", test["error"], str(response.error_code))
+            raise _Verdict("wrong error code", test["error"], str(response.error_code), rule)
     elif result == "acceptable" and not response.ok:
         if response.error_code in PROTOCOL_CODES:
             raise _Verdict(
@@ -313,25 +326,45 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
         notes.append(f"rejected with {response.error_code} (acceptable)")
         return
     elif not response.ok:
-        raise _Verdict("rejected a valid input", "success", str(response.error_code))
+        raise _Verdict(
+            "rejected a valid input",
+            "success",
+            str(response.error_code),
+            code_rule(response.error_code, cited),  # the check that fired wrongly
+        )
     else:
-        _compare_fields(expected, response.result)
+        _compare_fields(expected, response.result, op)
     if after is not None and "datadir" in expected:
         diff = listing_difference(expected["datadir"], after)
         if diff:
-            raise _Verdict("key directory after the op differs", *diff)
+            # A refused op must change nothing (START_04 where the vector cites it).
+            rule = "START_04" if result == "invalid" and "START_04" in cited else None
+            raise _Verdict("key directory after the op differs", *diff, rule)
 
 
-def _compare_fields(expected: Json, result: Json) -> None:
+def _compare_fields(expected: Json, result: Json, op: str = "") -> None:
     for name, want in expected.items():
         if name == "datadir":
             continue
         if name not in result:
             raise _Verdict(f"result lacks field {name!r}", redact(name, want), "nothing")
         if result[name] != want:
+            rule = _wrapped_rule(op, want, result[name]) if name == "wrapped" else None
             raise _Verdict(
-                f"field {name!r} differs", redact(name, want), redact(name, result[name])
+                f"field {name!r} differs", redact(name, want), redact(name, result[name]), rule
             )
+
+
+def _wrapped_rule(op: str, want: Any, got: Any) -> str | None:
+    """The rule a wrong wrapped value breaks, by the region that differs; for pg_wrap a wrong
+    ciphertext or HMAC of the right length is the SQL key's halves (SQL_01)."""
+    try:
+        rule = wrapped_rule(bytes.fromhex(str(want)), bytes.fromhex(str(got)))
+    except ValueError:
+        return "ADP_02"  # not hex: the protocol's encoding
+    if op == "sql_wrap" and rule in ("WRAP_02", "WRAP_04") and len(str(want)) == len(str(got)):
+        return "SQL_01"
+    return rule
 
 
 def _run_accumulated(client: AdapterClient, test: Json) -> None:
@@ -368,6 +401,7 @@ def _run_uninjected(client: AdapterClient, test: Json, params: Json, caps: froze
                 "wrapped length differs",
                 redact("wrapped", expected["wrapped"]),
                 redact("wrapped", wrapped),
+                _wrapped_rule(op, expected["wrapped"], wrapped),
             )
         unwrap_op = _UNWRAP_OF[op]
         if unwrap_op in caps:
