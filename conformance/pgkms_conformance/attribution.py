@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from pgkms.layout import AES_BLOCK, WRAP_LAYOUT, WRAPPED_MIN_LEN
+from pgkms.layout import AES_BLOCK, WRAP_LAYOUT, WRAP_OVERHEAD
 
 # WRAP_LAYOUT field -> the requirement that defines its content (spec: wrap-format chapter).
 REGION_RULES: Final = {"hmac": "WRAP_04", "iv": "WRAP_03", "ciphertext": "WRAP_02"}
@@ -60,7 +60,7 @@ def wrapped_rule(expected: bytes, found: bytes) -> str:
     """The requirement a wrapped value ``found`` (instead of ``expected``) breaks first."""
     if len(found) != len(expected):
         # Whole blocks after T || IV: the padding rule gave the wrong |C|; else not the layout.
-        blocks = len(found) >= WRAPPED_MIN_LEN and len(found) % AES_BLOCK == 0
+        blocks = len(found) >= WRAP_OVERHEAD and (len(found) - WRAP_OVERHEAD) % AES_BLOCK == 0
         return LENGTH_RULE if blocks else LAYOUT_RULE
     want, got = _regions(expected), _regions(found)
     if want != got and all(part in found for part in want.values()):
