@@ -1,12 +1,14 @@
 """Stage 5: durability, judged on the IUT's own filesystem trace (capability ``fs_trace``).
 
-Two checks, both on what the IUT reports it did (ADP_05), both language-neutral:
+Three checks, all on what the IUT reports it did (ADP_05), all language-neutral:
 
-- *Sequence*: the traces of bootstrap, rotation and each recovery decision must follow the
-  procedures of ``crash/machine.py`` (the transition data the crash explorer checks the
-  reference against, and the spec draws its tables from): BOOT_04, ROT_04..ROT_06,
-  REC_03/REC_04, DISK_07. The first divergence is reported as "expected ... found ...", charged
-  to the requirements of the step the trace should have taken.
+- *Points*: the traces of bootstrap, rotation, each recovery decision and the upgrade must keep
+  every durability point of their procedures (``crash/points.py``, drawn from the procedures
+  of ``crash/machine.py`` that the crash explorer checks the reference against and the spec
+  draws its tables from): BOOT_04, ROT_04..ROT_06, REC_03/REC_04, UPG_01, DISK_07. Each point
+  is judged on its own and is a case of its own: a missing one fails its own requirement (the
+  others cited), with the operation left uncovered, where the point fell due and a short
+  excerpt of the trace. Operations that break no point, extra fsyncs first, are allowed.
 - *Crash exploration*: the IUT's rotation trace is replayed on the crash explorer's simulated
   filesystem; every crash image it allows is written to a fresh directory and the IUT's startup
   runs on it with the old and with the new passphrase. Invariants I1..I4 (CRASH_07) are checked
@@ -15,9 +17,10 @@ Two checks, both on what the IUT reports it did (ADP_05), both language-neutral:
   by replaying the startup's own trace (I3, REC_06), two crashes deep by default (a crash in
   the recovery that follows a crash in recovery); images are deduplicated, so the deeper
   level asks the IUT only about images no shallower crash produced.
-- *Upgrade*: the new cluster's entries of the IUT's ``upgrade_keys`` trace must follow
-  rotation's swap (``SPEC_UPGRADE``: ROT_04..ROT_06 with UPG_01), since the copy is crash-safe
-  only if it is that swap; the crash explorer proves the swap safe for pg_upgrade too.
+- *Upgrade*: the new cluster's entries of the IUT's ``upgrade_keys`` trace must keep the points
+  of rotation's swap (``SPEC_UPGRADE``), charged to UPG_01 with ROT_04..ROT_06 cited, since the
+  copy is crash-safe only if it is that swap; the crash explorer proves the swap safe for
+  pg_upgrade too.
 
 Without ``fs_trace`` every requirement of this stage is reported unsupported: the adapter's
 answers and files cannot show a missing fsync.

@@ -211,6 +211,34 @@ def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | N
     return None
 
 
+# The rule that pins the order of a directory op's random draws (keys, then IVs).
+_DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
+
+
+def listing_rule(op: str, expected: Listing, found: Listing) -> str | None:
+    """The requirement the first difference of ``listing_difference`` breaks, when it says:
+    a mode (DISK_01 for a directory, DISK_02 for a file), a record's size or id (DISK_03), or
+    the region of its wrapped key that differs (``attribution.wrapped_rule``; a wrong IV or
+    ciphertext under injected draws is the op's draw order, BOOT_03 or ROT_03)."""
+    for rel in sorted(set(expected) | set(found)):
+        want, got = expected.get(rel), found.get(rel)
+        if want == got:
+            continue
+        if want is None or got is None:
+            return None  # an entry made or left wrongly: the op's own rule (first cited)
+        if "mode" in want and want["mode"] != got.get("mode"):
+            return "DISK_02" if "content" in want else "DISK_01"
+        try:
+            a, b = bytes.fromhex(want.get("content", "")), bytes.fromhex(got.get("content", ""))
+        except (TypeError, ValueError):
+            return None
+        if len(a) != len(b) or a[:4] != b[:4]:
+            return "DISK_03"
+        rule = wrapped_rule(a[4:], b[4:])
+        return _DRAW_RULES.get(op, rule) if rule in ("WRAP_02", "WRAP_03") else rule
+    return None
+
+
 def _shape(listing: Listing) -> dict[str, tuple[Any, int]]:
     """Paths, modes and sizes: what a listing shows when its bytes depend on random draws."""
     return {
@@ -338,7 +366,10 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
         diff = listing_difference(expected["datadir"], after)
         if diff:
             # A refused op must change nothing (START_04 where the vector cites it).
-            rule = "START_04" if result == "invalid" and "START_04" in cited else None
+            if result == "invalid":
+                rule = "START_04" if "START_04" in cited else None
+            else:
+                rule = listing_rule(op, expected["datadir"], after)
             raise _Verdict("key directory after the op differs", *diff, rule)
 
 
