@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from jsonschema import Draft202012Validator
+from pgkms.layout import WRAP_OVERHEAD
 
-from pgkms_conformance.attribution import charged, code_rule, wrapped_rule
+from pgkms_conformance.attribution import LENGTH_RULE, charged, code_rule, wrapped_rule
 from pgkms_conformance.protocol.client import AdapterClient, Response
 from pgkms_conformance.vectors import accumulated
 from pgkms_conformance.vectors.canonical import vector_id
@@ -338,6 +339,9 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
     cited = test["requirements"]
     if result == "invalid":
         rule = code_rule(test["error"], cited)
+        changed = after is not None and listing_difference(expected.get("datadir", {}), after)
+        if "START_04" in cited and "datadir" in expected and changed:
+            rule = "START_04"  # it changed the disk: that, not the answer, comes first
         if response.ok:
             raise _Verdict(
                 "accepted an input that must be rejected", test["error"], "success", rule
@@ -408,9 +412,14 @@ def _run_accumulated(client: AdapterClient, test: Json) -> None:
         if not response.ok:
             raise _Verdict(f"case {i}: wrap failed", "success", str(response.error_code))
         try:
-            h.update(bytes.fromhex(response.result["wrapped"]))
+            wrapped = bytes.fromhex(response.result["wrapped"])
         except (KeyError, TypeError, ValueError):
             raise _Verdict(f"case {i}: no hex 'wrapped' field", "wrapped", "malformed") from None
+        want = WRAP_OVERHEAD + 16 * (len(c.plaintext) // 16 + 1)  # what the padding rule gives
+        if len(wrapped) != want:
+            found = f"{len(wrapped)} bytes"
+            raise _Verdict(f"case {i}: wrapped length differs", f"{want} bytes", found, LENGTH_RULE)
+        h.update(wrapped)
     want = test["expected"]["digest"]
     if h.hexdigest() != want:
         raise _Verdict("digest over all wrapped outputs differs", want, h.hexdigest())
