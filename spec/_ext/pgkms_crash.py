@@ -5,7 +5,9 @@ Directives (argument: ``spec`` or ``2020``):
 - ``.. pgkms-crash-diagram:: spec``: the SVG state diagram, inlined (HTML builders);
 - ``.. pgkms-crash-steps:: spec``: the procedure's steps with their requirements;
 - ``.. pgkms-crash-phases:: spec``: each phase and what recovery decides after a crash there;
-- ``.. pgkms-crash-recovery:: spec``: the recovery decision table and each decision's steps.
+- ``.. pgkms-crash-recovery:: spec``: the recovery decision table and each decision's steps;
+- ``.. pgkms-durability-points:: rotation``: the durability points of a procedure
+  (``pgkms_conformance.crash.points``: the orderings the harness judges an IUT's trace by).
 
 Everything is drawn from ``pgkms_conformance.crash.machine`` (the same tables the explorer
 checks the code against) by ``pgkms_conformance.crash.docs``: pure Python, offline.
@@ -69,11 +71,29 @@ class CrashRecovery(_ProtocolDirective):
         return self.parse_rst(docs.recovery_table(self.protocol()))
 
 
+class DurabilityPoints(Directive):
+    required_arguments = 1
+    final_argument_whitespace = True
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        if name not in docs.points.POINTS:
+            raise self.error(
+                f"unknown procedure {name!r}; expected one of {list(docs.points.POINTS)}"
+            )
+        container = nodes.container()
+        lines = docs.points_table(name)
+        self.state.nested_parse(StringList(lines, source="pgkms_crash"), 0, container)
+        return list(container.children)
+
+
 DIRECTIVES = {
     "pgkms-crash-diagram": CrashDiagram,
     "pgkms-crash-steps": CrashSteps,
     "pgkms-crash-phases": CrashPhases,
     "pgkms-crash-recovery": CrashRecovery,
+    "pgkms-durability-points": DurabilityPoints,
 }
 
 

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 from docutils.core import publish_string
 from docutils.parsers.rst import directives
-from pgkms_conformance.crash import docs
+from pgkms_conformance.crash import docs, points
 from pgkms_conformance.crash.machine import SPEC_ROTATION
 
 EXT = Path(__file__).parents[2] / "spec" / "_ext" / "pgkms_crash.py"
@@ -49,8 +49,9 @@ def test_the_sphinx_directives_render_through_docutils() -> None:
     ext = load_extension()
     for name, directive in ext.DIRECTIVES.items():
         directives.register_directive(name, directive)
+    protocol_directives = [n for n in ext.DIRECTIVES if n.startswith("pgkms-crash-")]
     source = "\n\n".join(
-        f".. {name}:: {protocol}" for name in ext.DIRECTIVES for protocol in ("spec", "2020")
+        f".. {name}:: {protocol}" for name in protocol_directives for protocol in ("spec", "2020")
     )
     # :need: roles belong to sphinx-needs; plain docutils reports them but still renders.
     html = publish_string(source, writer="html", settings_overrides={"report_level": 5}).decode()
@@ -60,6 +61,27 @@ def test_the_sphinx_directives_render_through_docutils() -> None:
     with pytest.raises(Exception, match="unknown protocol"):
         publish_string(
             ".. pgkms-crash-steps:: 2019",
+            writer="html",
+            settings_overrides={"halt_level": 3, "report_level": 5},
+        )
+
+
+@pytest.mark.req("ROT_05", "DISK_07")
+def test_the_durability_points_table_is_drawn_from_the_points_the_harness_judges() -> None:
+    ext = load_extension()
+    directives.register_directive(
+        "pgkms-durability-points", ext.DIRECTIVES["pgkms-durability-points"]
+    )
+    html = publish_string(
+        ".. pgkms-durability-points:: rotation",
+        writer="html",
+        settings_overrides={"report_level": 5},
+    ).decode()
+    for point in points.POINTS["rotation"]:
+        assert point.text in html
+    with pytest.raises(Exception, match="unknown procedure"):
+        publish_string(
+            ".. pgkms-durability-points:: rotation twice",
             writer="html",
             settings_overrides={"halt_level": 3, "report_level": 5},
         )

@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape
 
 from pgkms.recovery import RECOVERY_TABLE
 
+from pgkms_conformance.crash import points
 from pgkms_conformance.crash.machine import (
     LEGACY_CRASH_DECISIONS,
     LEGACY_RECOVERY,
@@ -169,3 +170,19 @@ def recovery_table(protocol: str) -> list[str]:
     for name, procedure in RECOVERIES[protocol].items():
         lines += ["", f"``{name}``: " + "; ".join(step_label(s) for s in procedure.steps) + "."]
     return lines
+
+
+def points_table(name: str) -> list[str]:
+    """RST: the durability points of one procedure (``points.POINTS``), as the harness judges
+    them: what must be durable, before what, charged to which requirement."""
+    procedure = points.PROCEDURES[name]
+    rows = [
+        [str(i), p.text, f"{p.step}", f":need:`{p.requirement}`",
+         ", ".join(f":need:`{r}`" for r in p.also) or "(none)"]
+        for i, p in enumerate(points.POINTS[name], 1)
+    ]  # fmt: skip
+    return _list_table(
+        f"Durability points of the {procedure.name}",
+        ["#", "point", "fsync step", "charged to", "also cited"],
+        rows,
+    )

@@ -72,14 +72,15 @@ def adapter_failure_case(
     replay: str | None = None,
 ) -> Case:
     """ADP_01: a request the IUT did not answer with a response line (it died, hung or wrote
-    something else) fails the check it belonged to, charged to its requirements and ADP_01."""
+    something else) fails the check it belonged to. It is charged to ADP_01, the rule it surely
+    broke; the check's own requirements are cited (what the answer would have shown is unknown)."""
     ctx.progress.failed()
     found, detail = adapter_failure_text(ctx, exc)
     return Case(
         stage,
         name,
         Verdict.FAILED,
-        (*requirements, "ADP_01"),
+        tuple(dict.fromkeys(("ADP_01", *requirements))),
         source,
         expected="a response line",
         found=found,

@@ -1,12 +1,14 @@
 """Stage 5: durability, judged on the IUT's own filesystem trace (capability ``fs_trace``).
 
-Two checks, both on what the IUT reports it did (ADP_05), both language-neutral:
+Three checks, all on what the IUT reports it did (ADP_05), all language-neutral:
 
-- *Sequence*: the traces of bootstrap, rotation and each recovery decision must follow the
-  procedures of ``crash/machine.py`` (the transition data the crash explorer checks the
-  reference against, and the spec draws its tables from): BOOT_04, ROT_04..ROT_06,
-  REC_03/REC_04, DISK_07. The first divergence is reported as "expected ... found ...", charged
-  to the requirements of the step the trace should have taken.
+- *Points*: the traces of bootstrap, rotation, each recovery decision and the upgrade must keep
+  every durability point of their procedures (``crash/points.py``, drawn from the procedures
+  of ``crash/machine.py`` that the crash explorer checks the reference against and the spec
+  draws its tables from): BOOT_04, ROT_04..ROT_06, REC_03/REC_04, UPG_01, DISK_07. Each point
+  is judged on its own and is a case of its own: a missing one fails its own requirement (the
+  others cited), with the operation left uncovered, where the point fell due and a short
+  excerpt of the trace. Operations that break no point, extra fsyncs first, are allowed.
 - *Crash exploration*: the IUT's rotation trace is replayed on the crash explorer's simulated
   filesystem; every crash image it allows is written to a fresh directory and the IUT's startup
   runs on it with the old and with the new passphrase. Invariants I1..I4 (CRASH_07) are checked
@@ -15,9 +17,10 @@ Two checks, both on what the IUT reports it did (ADP_05), both language-neutral:
   by replaying the startup's own trace (I3, REC_06), two crashes deep by default (a crash in
   the recovery that follows a crash in recovery); images are deduplicated, so the deeper
   level asks the IUT only about images no shallower crash produced.
-- *Upgrade*: the new cluster's entries of the IUT's ``upgrade_keys`` trace must follow
-  rotation's swap (``SPEC_UPGRADE``: ROT_04..ROT_06 with UPG_01), since the copy is crash-safe
-  only if it is that swap; the crash explorer proves the swap safe for pg_upgrade too.
+- *Upgrade*: the new cluster's entries of the IUT's ``upgrade_keys`` trace must keep the points
+  of rotation's swap (``SPEC_UPGRADE``), charged to UPG_01 with ROT_04..ROT_06 cited, since the
+  copy is crash-safe only if it is that swap; the crash explorer proves the swap safe for
+  pg_upgrade too.
 
 Without ``fs_trace`` every requirement of this stage is reported unsupported: the adapter's
 answers and files cannot show a missing fsync.
@@ -25,7 +28,7 @@ answers and files cannot show a missing fsync.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -40,16 +43,7 @@ from pgkms_conformance.crash.explorer import (
     Outcome,
     Violation,
 )
-from pgkms_conformance.crash.machine import (
-    SPEC_BOOTSTRAP,
-    SPEC_RECOVERY,
-    SPEC_ROTATION,
-    SPEC_UPGRADE,
-    Procedure,
-    ProtocolDeviation,
-    classify,
-    match,
-)
+from pgkms_conformance.crash.points import POINTS, Point, judge
 from pgkms_conformance.crash.simfs import ROOT, CrashState, Image, Op, SimFileSystem
 from pgkms_conformance.harness.checks import Context
 from pgkms_conformance.harness.fstrace import (
@@ -73,7 +67,9 @@ STAGE: Final = "durability"
 # trace leaves far more (e.g. no directory fsync at all) is explored up to the cap, and the cap
 # is reported.
 STATE_CAP: Final = 400
-NOTHING: Final = Procedure(name="spec recovery: nothing", start="stable", steps=())
+# Operations shown before and after the one a breached point was due before.
+EXCERPT_BEFORE: Final = 2
+EXCERPT_AFTER: Final = 1
 
 # What breaking an invariant says about the IUT (the crash model's CRASH_07, and the rule that
 # the invariant restates).
@@ -125,37 +121,68 @@ def _traced(ctx: Context, op: str, params: Json) -> tuple[Answer, list[TraceOp]]
     return answer, parse_trace(answer.result.get("fs_trace"))
 
 
-def check_sequence(ops: list[TraceOp], procedure: Procedure) -> ProtocolDeviation | None:
-    """None when the trace follows ``procedure``; else the first divergence."""
-    try:
-        events = [classify(ROOT, op.kind, op.path, op.target) for op in ops]
-    except ValueError as exc:
-        first = procedure.steps[0].reqs if procedure.steps else ("REC_01",)
-        return ProtocolDeviation(f"{procedure.name}: {exc}".replace(ROOT + "/", ""), first)
-    try:
-        match(procedure, events)
-    except ProtocolDeviation as exc:
-        return exc
-    return None
+def _excerpt(ops: Sequence[TraceOp], around: Sequence[int]) -> str:
+    """The operations near each index of ``around`` (0-based; ``len(ops)`` stands for the
+    answer), numbered as the report numbers them, the ones in ``around`` marked with ``>``."""
+    shown: set[int] = set()
+    for i in around:
+        shown.update(range(max(i - EXCERPT_BEFORE, 0), min(i + EXCERPT_AFTER, len(ops) - 1) + 1))
+    parts: list[str] = []
+    for i in sorted(shown):
+        if (parts and i - 1 not in shown) or (not parts and i > 0):
+            parts.append("...")
+        parts.append(f"{'>' if i in around else ''}{i + 1} {ops[i]}")
+    if len(ops) in around:
+        parts.append(">the answer")
+    elif not shown or max(shown) < len(ops) - 1:
+        parts.append("...")
+    return "; ".join(parts)
 
 
-def _sequence_case(
-    name: str, ops: list[TraceOp], procedure: Procedure, covered: tuple[str, ...]
-) -> Case:
-    deviation = check_sequence(ops, procedure)
-    source = {"check": "trace against the spec's procedure", "procedure": procedure.name}
-    if deviation is None:
-        return _case(name, Verdict.PASSED, covered, **source)
-    expected, _, found = str(deviation).partition(", found ")
-    return _case(
-        name,
-        Verdict.FAILED,
-        tuple(dict.fromkeys(deviation.reqs or covered)),
-        **source,
-        expected=expected,
-        found=found or str(deviation),
-        detail="trace: " + "; ".join(str(op) for op in ops),
-    )
+def _charged(point: Point, points: Sequence[Point], ops: Sequence[TraceOp]) -> tuple[str, ...]:
+    """The requirements a breach of ``point`` names, the primary one first.
+
+    A trace that fsyncs no directory at all, where its procedure fsyncs directories in several
+    steps, breaks DISK_07's rule as such rather than one step of the procedure: its directory
+    points are then charged to DISK_07, the procedure's own requirement cited.
+    """
+    directory_steps = {p.step for p in points if p.effect.durable == "entry"}
+    if (
+        point.effect.durable == "entry"
+        and len(directory_steps) > 1
+        and not any(op.kind == "fsync_dir" for op in ops)
+    ):
+        return ("DISK_07", point.requirement, *(r for r in point.also if r != "DISK_07"))
+    return (point.requirement, *point.also)
+
+
+def point_cases(label: str, ops: list[TraceOp], points: Sequence[Point]) -> Iterator[Case]:
+    """One case per durability point of the procedure, each judged on its own."""
+    for number, (point, found) in enumerate(zip(points, judge(ROOT, ops, points), strict=True), 1):
+        name = f"{label} point {number}: {point.text}"
+        source = {
+            "check": "durability point of the trace",
+            "procedure": label,
+            "point": number,
+        }
+        if found is None:
+            yield _case(name, Verdict.PASSED, (point.requirement, *point.also), **source)
+            continue
+        due = "the answer" if found.index == len(ops) else f"operation {found.index + 1}"
+        if found.index < len(ops):
+            due += f" ({ops[found.index]})"
+        around = [found.index] if found.culprit is None else [found.culprit, found.index]
+        yield _case(
+            name,
+            Verdict.FAILED,
+            _charged(point, points, ops),
+            **source,
+            **{"due before": found.index + 1 if found.index < len(ops) else "the answer"},
+            **({} if found.culprit is None else {"operation": found.culprit + 1}),
+            expected=point.text,
+            found=f"{found.reason}, before {due}",
+            detail="trace: " + _excerpt(ops, around),
+        )
 
 
 # -- the crash explorer, with the IUT's startup --------------------------------------------------
@@ -273,9 +300,7 @@ def explore_rotation(
         )
         return
     yield _case("rotation trace accounts for the disk", Verdict.PASSED, ("ADP_05",))
-    yield _sequence_case(
-        "rotation sequence", ops, SPEC_ROTATION, ("ROT_04", "ROT_05", "ROT_06", "DISK_07")
-    )
+    yield from point_cases("rotation", ops, POINTS["rotation"])
     states: dict[Image, Found] = {}
     try:
         for point in range(len(ops) + 1):
@@ -338,51 +363,52 @@ def bootstrap_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case
     answer, ops = _traced(ctx, "bootstrap", params)
     if not answer.ok:
         yield _case(
-            "bootstrap sequence",
+            "bootstrap",
             Verdict.FAILED,
             ("BOOT_04",),
             expected="ok",
             found=answer.summary(),
         )
         return
-    yield _sequence_case("bootstrap sequence", ops, SPEC_BOOTSTRAP, ("BOOT_04", "DISK_07"))
+    yield from point_cases("bootstrap", ops, POINTS["bootstrap"])
 
 
 def recovery_sequences(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     good_a = key_set(ws, s.a, s.keys, s.ivs)
     good_b = rotated(ws, good_a, s.a, s.b, s.ivs2)
-    states: list[tuple[str, Listing, str, Procedure, tuple[str, ...]]] = [
-        ("nothing", good_a, "nothing", NOTHING, ("REC_01",)),
+    # (case, starting listing, expected decision, its points, the requirement deciding it)
+    states: list[tuple[str, Listing, str, tuple[Point, ...], str]] = [
+        ("nothing", good_a, "nothing", (), "REC_01"),
         (
             "discard_tmp",
             {**good_a, **as_tmp(good_b)},
             "discard_tmp",
-            SPEC_RECOVERY["discard_tmp"],
-            ("REC_03", "DISK_07"),
+            POINTS["recovery discard_tmp"],
+            "REC_03",
         ),
         (
             "adopt_tmp",
             {**good_b, **as_tmp(good_a)},
             "adopt_tmp",
-            SPEC_RECOVERY["adopt_tmp"],
-            ("REC_04", "DISK_07"),
+            POINTS["recovery adopt_tmp"],
+            "REC_04",
         ),
         (
             "adopt_tmp without pg_cryptokeys",
             as_tmp(good_a),
             "adopt_tmp",
-            SPEC_RECOVERY["adopt_tmp (no current)"],
-            ("REC_04", "DISK_07"),
+            POINTS["recovery adopt_tmp without pg_cryptokeys"],
+            "REC_04",
         ),
     ]
-    for name, listing, decision, procedure, covered in states:
+    for name, listing, decision, points, rule in states:
         directory = ws.fresh(listing)
         answer, ops = _traced(ctx, "recover", {"datadir": str(directory), "passphrase": s.a.hex()})
         if not answer.ok or answer.result.get("decision") != decision:
             yield _case(
-                f"recovery sequence: {name}",
+                f"recovery {name}",
                 Verdict.FAILED,
-                covered[:1],
+                (rule,),
                 expected=f"decision {decision}",
                 found=answer.summary(),
             )
@@ -392,7 +418,19 @@ def recovery_sequences(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case
         except BadTrace as exc:
             yield _case(f"recovery trace: {name}", Verdict.FAILED, ("ADP_05",), found=str(exc))
             continue
-        yield _sequence_case(f"recovery sequence: {name}", ops, procedure, covered)
+        if points:
+            yield from point_cases(f"recovery {name}", ops, points)
+        elif changes := [i for i, op in enumerate(ops) if not op.kind.startswith("fsync")]:
+            yield _case(
+                f"recovery {name}",
+                Verdict.FAILED,
+                ("REC_01",),
+                expected="no change (fsyncs alone are allowed): the decision is nothing",
+                found=f"operation {changes[0] + 1} ({ops[changes[0]]})",
+                detail="trace: " + _excerpt(ops, changes[:1]),
+            )
+        else:
+            yield _case(f"recovery {name}", Verdict.PASSED, ("REC_01",))
 
 
 def upgrade_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
@@ -417,9 +455,7 @@ def upgrade_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     except BadTrace as exc:
         yield _case("upgrade trace", Verdict.FAILED, ("ADP_05",), found=str(exc))
         return
-    yield _sequence_case(
-        "upgrade sequence", ops, SPEC_UPGRADE, ("UPG_01", "ROT_04", "ROT_05", "ROT_06", "DISK_07")
-    )
+    yield from point_cases("upgrade", ops, POINTS["upgrade"])
 
 
 # -- the stage ----------------------------------------------------------------------------------

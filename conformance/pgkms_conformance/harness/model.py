@@ -25,6 +25,11 @@ _SEVERITY = [Verdict.FAILED, Verdict.PASSED, Verdict.UNSUPPORTED, Verdict.NOT_AP
 class Case:
     """One check. ``requirements`` are those it covered (passed) or those it broke (failed).
 
+    A failed case is charged to one requirement, its *primary* one, ``requirements[0]``: the
+    most specific rule the failure breaks (the region of a wrapped value that differs, the
+    durability point that is missing, the first failing step). The others are *also cited*:
+    shown with the failure, but not failed by it.
+
     ``source`` says where the check came from (a vector's file/tcId/id/comment, a property's
     name and seed, a scenario step); ``expected``/``found`` are already redacted text.
     """
@@ -38,6 +43,20 @@ class Case:
     found: str = ""
     detail: str = ""
     replay: str | None = None
+
+    @property
+    def primary(self) -> str | None:
+        """The requirement a failure is charged to (None for a case that did not fail)."""
+        if self.verdict is not Verdict.FAILED or not self.requirements:
+            return None
+        return self.requirements[0]
+
+    @property
+    def also_cited(self) -> tuple[str, ...]:
+        """The other requirements a failure names, not failed by it."""
+        if self.primary is None:
+            return ()
+        return tuple(r for r in dict.fromkeys(self.requirements[1:]) if r != self.primary)
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,7 @@ class RequirementResult:
     title: str
     counts: Counter[Verdict]
     note: str | None
+    cited: int = 0  # failed cases charged to another requirement that cite this one
 
     @property
     def verdict(self) -> Verdict:
@@ -101,15 +121,24 @@ class Report:
     def requirement_results(self) -> list[RequirementResult]:
         """One row per known requirement, plus any unknown ID a vector cited."""
         counts: dict[str, Counter[Verdict]] = {}
+        cited: Counter[str] = Counter()
         for case in self.cases:
+            if case.primary is not None:
+                counts.setdefault(case.primary, Counter())[Verdict.FAILED] += 1
+                cited.update(case.also_cited)
+                continue
             for req in case.requirements:
                 counts.setdefault(req, Counter())[case.verdict] += 1
         rows = []
-        for req_id in sorted(set(REQUIREMENTS) | set(counts), key=requirement_sort_key):
+        for req_id in sorted(
+            set(REQUIREMENTS) | set(counts) | set(cited), key=requirement_sort_key
+        ):
             info = REQUIREMENTS.get(req_id)
             row_counts = counts.get(req_id, Counter())
             note = None
-            if not row_counts and info is not None:
+            if not row_counts and cited[req_id]:
+                note = "not judged on its own: only cited by failures charged to other rules"
+            elif not row_counts and info is not None:
                 note = info.unobservable or "no check ran for this IUT"
             rows.append(
                 RequirementResult(
@@ -117,6 +146,7 @@ class Report:
                     title=title_of(req_id),
                     counts=row_counts,
                     note=note,
+                    cited=cited[req_id],
                 )
             )
         return rows

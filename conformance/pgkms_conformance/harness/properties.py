@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from pgkms_conformance.attribution import charged, wrapped_rule
 from pgkms_conformance.harness.checks import (
     Attribute,
     Context,
@@ -67,34 +68,29 @@ KDF = st.fixed_dictionaries({"passphrase": st.binary(max_size=200).map(bytes.hex
 
 
 # -- WRAP_01..04, SQL_01: wrapping with injected IVs (byte equality) or without (cross-unwrap) --
-def _wrap_regions(expected: bytes, found: bytes, mac_rule: str) -> tuple[str, ...]:
-    """Which rule a wrong wrapped value breaks, judged by the region that differs."""
-    if len(expected) != len(found):
-        return ("WRAP_02",)
-    if expected[32:48] != found[32:48]:
-        return ("WRAP_01",)
-    if expected[48:] != found[48:]:
-        return ("WRAP_02",)
-    return (mac_rule,)
+def _attribute_wrap(sql: bool) -> Attribute:
+    """A wrong wrap is charged by the region that differs (``attribution.wrapped_rule``); for
+    pg_wrap, a ciphertext or HMAC of the right length that differs is the SQL key's halves."""
 
-
-def _attribute_wrap(mac_rule: str, sql: bool) -> Attribute:
     def attribute(expected: Answer, found: Answer) -> tuple[str, ...]:
-        prefix: tuple[str, ...] = ("SQL_01",) if sql else ()
+        cited: tuple[str, ...] = ("SQL_01",) if sql else ()
         if not (expected.ok and found.ok and isinstance(found.result.get("wrapped"), str)):
-            return prefix or ("WRAP_01",)
+            return cited or ("WRAP_01",)
         try:
             got = bytes.fromhex(found.result["wrapped"])
         except ValueError:
-            return ("ADP_02",)
+            return ("ADP_02", *cited)
         want = bytes.fromhex(expected.result["wrapped"])
-        return tuple(dict.fromkeys(prefix + _wrap_regions(want, got, mac_rule)))
+        rule = wrapped_rule(want, got)
+        if sql and rule in ("WRAP_02", "WRAP_04") and len(want) == len(got):
+            return ("SQL_01", rule)
+        return charged(rule, cited)
 
     return attribute
 
 
-def _check_wrap_injected(ctx: Context, op: str, p: Json, mac_rule: str) -> Mismatch | None:
-    return differential(ctx, op, p, _attribute_wrap(mac_rule, sql=op == "sql_wrap"))
+def _check_wrap_injected(ctx: Context, op: str, p: Json) -> Mismatch | None:
+    return differential(ctx, op, p, _attribute_wrap(sql=op == "sql_wrap"))
 
 
 def _check_wrap_cross(ctx: Context, op: str, p: Json, unwrap_op: str) -> Mismatch | None:
@@ -112,8 +108,10 @@ def _check_wrap_cross(ctx: Context, op: str, p: Json, unwrap_op: str) -> Mismatc
     expected_len = 48 + 16 * (len(plaintext) // 16 + 1)
     if back.ok and back.result["plaintext"] == p["plaintext"] and len(wrapped) == 2 * expected_len:
         return None
-    if back.code == "hmac_mismatch":
-        reqs: tuple[str, ...] = ("SQL_01",) if sql else ("WRAP_04",)
+    if len(wrapped) != 2 * expected_len:
+        reqs: tuple[str, ...] = ("WRAP_02", "SQL_01") if sql else ("WRAP_02",)  # |C|: padding
+    elif back.code == "hmac_mismatch":
+        reqs = ("SQL_01", "WRAP_04") if sql else ("WRAP_04",)
     else:
         reqs = ("SQL_01", "WRAP_02") if sql else ("WRAP_02",)
     return Mismatch(
@@ -126,13 +124,13 @@ def _check_wrap_cross(ctx: Context, op: str, p: Json, unwrap_op: str) -> Mismatc
 
 def check_wrap(ctx: Context, p: Json) -> Mismatch | None:
     if ctx.session.supports("inject_randomness"):
-        return _check_wrap_injected(ctx, "wrap", p, "WRAP_04")
+        return _check_wrap_injected(ctx, "wrap", p)
     return _check_wrap_cross(ctx, "wrap", p, "unwrap")
 
 
 def check_sql_wrap(ctx: Context, p: Json) -> Mismatch | None:
     if ctx.session.supports("inject_randomness"):
-        return _check_wrap_injected(ctx, "sql_wrap", p, "SQL_01")
+        return _check_wrap_injected(ctx, "sql_wrap", p)
     return _check_wrap_cross(ctx, "sql_wrap", p, "sql_unwrap")
 
 

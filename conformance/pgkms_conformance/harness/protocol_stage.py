@@ -80,7 +80,7 @@ def run_protocol(ctx: Context) -> Iterator[Case]:
             ctx.session.recover_from(exc)
             found, detail = adapter_failure_text(ctx, exc)
             problem = ("an error response", found)
-            reqs = tuple(dict.fromkeys((*reqs, "ADP_01")))
+            reqs = tuple(dict.fromkeys(("ADP_01", *reqs)))  # the IUT broke ADP_01 first
         except RunAborted:
             return
         if problem is None:

@@ -1,8 +1,10 @@
 """The machine-readable report (``--json FILE``), described by ``report_schema.json``.
 
-Versioned by its ``schema`` field (``pgkms-harness-report/1``). Every failing case is listed
+Versioned by its ``schema`` field (``pgkms-harness-report/2``). Every failing case is listed
 with its source and redacted expected/found; passing cases are counted, not listed (a full run
-has tens of thousands).
+has tens of thousands). Version 2: a failure names its ``primary`` requirement (the one it is
+charged to, counted as failed) and the ones it ``also_cited``; each requirement row counts the
+failures that only cite it (``cited``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from pgkms_conformance.harness.model import Case, Report, Verdict
 from pgkms_conformance.harness.profiles import profile_results
 
-SCHEMA_ID = "pgkms-harness-report/1"
+SCHEMA_ID = "pgkms-harness-report/2"
 
 
 def schema() -> dict[str, Any]:
@@ -33,6 +35,8 @@ def case_json(case: Case) -> dict[str, Any]:
         "name": case.name,
         "verdict": case.verdict.value,
         "requirements": list(case.requirements),
+        "primary": case.primary,
+        "also_cited": list(case.also_cited),
         "source": case.source,
         "expected": case.expected,
         "found": case.found,
@@ -66,6 +70,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "title": r.title,
                 "verdict": r.verdict.value,
                 "counts": _counts(r.counts),
+                "cited": r.cited,
                 "note": r.note,
             }
             for r in report.requirement_results()

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 from pgkms_conformance.harness.model import Case, Report, Verdict
-from pgkms_conformance.harness.report_text import describe_failure
+from pgkms_conformance.harness.report_text import charged_text, describe_failure
 
 GRANULARITIES = ("requirement", "case")
 
@@ -75,9 +75,11 @@ def _by_requirement(root: ET.Element, report: Report) -> ET.Element:
     suite = _suite(root, "requirements", report, report.duration_s)
     counts: Counter[str] = Counter()
     failures_of: dict[str, list[Case]] = {}
+    cited_by: dict[str, list[Case]] = {}
     for case in report.failures:
-        for req in case.requirements:
-            failures_of.setdefault(req, []).append(case)
+        failures_of.setdefault(case.primary or "", []).append(case)
+        for req in case.also_cited:
+            cited_by.setdefault(req, []).append(case)
     for row in report.requirement_results():
         area = row.id.split("_")[0]
         tc = _testcase(suite, f"pgkms.conformance.{area}", f"{row.id} {row.title}")
@@ -98,6 +100,11 @@ def _by_requirement(root: ET.Element, report: Report) -> ET.Element:
         else:
             out = ET.SubElement(tc, "system-out")
             out.text = f"{row.counts[Verdict.PASSED]} passing case(s)"
+        if row.id in cited_by:
+            cited = ET.SubElement(tc, "system-out")
+            cited.text = "also cited by failures charged to other requirements:\n" + "\n".join(
+                f"{charged_text(c)}: {c.stage}: {c.name}" for c in cited_by[row.id]
+            )
     _close(suite, counts)
     return suite
 
@@ -114,8 +121,8 @@ def _by_case(root: ET.Element, report: Report) -> list[ET.Element]:
                 failure = ET.SubElement(
                     tc,
                     "failure",
-                    message=f"{','.join(case.requirements)}: {case.found or 'failed'}"[:300],
-                    type=",".join(case.requirements),
+                    message=f"{charged_text(case)}: {case.found or 'failed'}"[:300],
+                    type=case.primary or "",
                 )
                 failure.text = _case_text(case)
                 counts["failures"] += 1

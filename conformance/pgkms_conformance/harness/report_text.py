@@ -43,13 +43,15 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
             f"{c[Verdict.UNSUPPORTED]:>9}{c[Verdict.NOT_APPLICABLE]:>6}{st.duration_s:>8.1f}s"
         )
     yield ""
-    yield f"{'requirement':<12}{'verdict':<13}{'pass':>6}{'fail':>6}{'unsup.':>7}  title"
+    yield (
+        f"{'requirement':<12}{'verdict':<13}{'pass':>6}{'fail':>6}{'unsup.':>7}{'cited':>6}  title"
+    )
     for row in report.requirement_results():
         c = row.counts
         text = row.title if row.note is None else f"{row.title} [{row.note}]"
         yield (
             f"{row.id:<12}{_SHORT[row.verdict]:<13}{c[Verdict.PASSED]:>6}"
-            f"{c[Verdict.FAILED]:>6}{c[Verdict.UNSUPPORTED]:>7}  {text}"
+            f"{c[Verdict.FAILED]:>6}{c[Verdict.UNSUPPORTED]:>7}{row.cited or '':>6}  {text}"
         )
     yield ""
     for p in profile_results(report):
@@ -92,9 +94,14 @@ def _aborted(report: Report) -> Iterator[str]:
         yield "  (the IUT wrote nothing on stderr)"
 
 
+def charged_text(case: Case) -> str:
+    """``WRAP_02`` or ``WRAP_02; also cited: WRAP_01, WRAP_04``."""
+    also = f"; also cited: {', '.join(case.also_cited)}" if case.also_cited else ""
+    return f"{case.primary or ','.join(case.requirements)}{also}"
+
+
 def describe_failure(case: Case) -> Iterator[str]:
-    reqs = ",".join(case.requirements)
-    yield f"- [{reqs}] {case.stage}: {case.name}"
+    yield f"- [{charged_text(case)}] {case.stage}: {case.name}"
     src = case.source
     if "tcId" in src:
         yield f"    vector: {src.get('file')} tcId {src.get('tcId')} id {src.get('id')}"

@@ -144,21 +144,9 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
             ctx, "scenarios", name, step.requirements, source, exc=exc, replay=replay
         )
         return StepResult(case, None)
-    problems: list[tuple[str, str]] = []
-    if leaked_secret(params, found):
-        problems.append(("ERR_01", f"the message of error {found.code} contains a secret"))
-    same_answer = found.agrees_with(expected) or (step.random_output and found.ok and expected.ok)
-    if not same_answer:
-        rule = (step.attribute or fixed(*step.requirements))(expected, found)
-        problems += [(r, "the answer differs from the reference's") for r in rule]
-    change_rule = step.change_rule or step.requirements[0]
-    content_rule = step.content_rule or step.requirements[0]
-    after = read_listing(datadir)
-    problems += differences(
-        read_listing(oracle_dir), after, not step.random_output, content_rule, change_rule
+    problems = _problems(
+        ws, step, params, expected=expected, found=found, oracle_dir=oracle_dir, datadir=datadir
     )
-    if step.opens_with and found.ok and not (problems and step.random_output):
-        problems += _opens(ws, after, step, params[step.opens_with])
     if not problems:
         case = Case("scenarios", name, Verdict.PASSED, step.requirements, source)
         return StepResult(case, found)
@@ -181,6 +169,52 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
     )
     ctx.progress.failed()
     return StepResult(case, found)
+
+
+def _problems(
+    ws: Workspace,
+    step: Step,
+    params: Json,
+    *,
+    expected: Answer,
+    found: Answer,
+    oracle_dir: Path,
+    datadir: Path,
+) -> list[tuple[str, str]]:
+    """(requirement, what is wrong) for each problem of the step, the most specific first: the
+    first one is what the failure is charged to.
+
+    A secret in a message (ERR_01) is a fault of its own. Then entries appearing or vanishing
+    (the step's ``change_rule``: a refused startup that removes a file breaks START_04, whatever
+    its answer), a key set that does not open or holds other keys (KEY_01, KEY_02, ROT_03), an
+    answer judged by a refining ``attribute``, wrong modes and bytes; an answer that merely
+    differs, judged by no finer rule, comes last and is charged to the step's first requirement.
+    """
+    leak: list[tuple[str, str]] = []
+    if leaked_secret(params, found):
+        leak.append(("ERR_01", f"the message of error {found.code} contains a secret"))
+    answer: list[tuple[str, str]] = []
+    same_answer = found.agrees_with(expected) or (step.random_output and found.ok and expected.ok)
+    if not same_answer:
+        rules = (step.attribute or fixed(*step.requirements))(expected, found)
+        answer = [(r, "the answer differs from the reference's") for r in rules]
+    after = read_listing(datadir)
+    # Placeholders for the two rules tell an entry's change from wrong bytes in what comes back.
+    disk = differences(read_listing(oracle_dir), after, not step.random_output, _CONTENT, _CHANGE)
+    change_rule = step.change_rule or step.requirements[0]
+    content_rule = step.content_rule or step.requirements[0]
+    changes = [(change_rule, text) for rule, text in disk if rule == _CHANGE]
+    contents = [
+        (content_rule if rule == _CONTENT else rule, t) for rule, t in disk if rule != _CHANGE
+    ]
+    opens: list[tuple[str, str]] = []
+    if step.opens_with and found.ok and not ((answer or disk) and step.random_output):
+        opens = _opens(ws, after, step, params[step.opens_with])
+    refined, plain = (answer, []) if step.attribute else ([], answer)
+    return [*leak, *changes, *opens, *refined, *contents, *plain]
+
+
+_CHANGE, _CONTENT = "change rule", "content rule"
 
 
 def _opens(ws: Workspace, after: Listing, step: Step, passphrase: str) -> list[tuple[str, str]]:
@@ -297,13 +331,13 @@ def lifecycle(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
             "rotate to a short passphrase",
             "rotate",
             {"old_passphrase": a, "new_passphrase": s.short.hex()},
-            ("ROT_02", "PASS_04"),
+            ("PASS_04", "ROT_02"),
         ),
         Step(
             "rotate to a long passphrase",
             "rotate",
             {"old_passphrase": a, "new_passphrase": s.long.hex()},
-            ("ROT_02", "PASS_05"),
+            ("PASS_05", "ROT_02"),
         ),
     ]
     for step in refusals:
@@ -409,8 +443,8 @@ def _sql_round_trip(ctx: Context, sql_key: str, s: Secrets) -> Iterator[Case]:
 def bootstrap_refusals(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     good = key_set(ws, s.a, s.keys, s.ivs)
     cases = [
-        ("short passphrase", {"passphrase": s.short.hex()}, ("BOOT_02", "PASS_04"), {}),
-        ("long passphrase", {"passphrase": s.long.hex()}, ("BOOT_02", "PASS_05"), {}),
+        ("short passphrase", {"passphrase": s.short.hex()}, ("PASS_04", "BOOT_02"), {}),
+        ("long passphrase", {"passphrase": s.long.hex()}, ("PASS_05", "BOOT_02"), {}),
         ("exactly 64 bytes", {"passphrase": s.long[:64].hex()}, ("PASS_04",), {}),
         ("exactly 1024 bytes", {"passphrase": s.long[:1024].hex()}, ("PASS_05",), {}),
         ("temporary directory exists", {"passphrase": s.a.hex()}, ("BOOT_01",), as_tmp(good)),

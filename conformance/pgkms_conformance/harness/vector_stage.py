@@ -105,7 +105,7 @@ def _case(ctx: Context, name: str, source: dict[str, object], outcome: Outcome) 
         "vectors",
         name,
         verdict,
-        outcome.requirements,
+        outcome.charged if verdict is Verdict.FAILED else outcome.requirements,
         source,
         expected=scrub(outcome.expected),
         found=scrub(outcome.found),

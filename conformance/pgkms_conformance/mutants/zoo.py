@@ -1,8 +1,10 @@
 """Running the harness on every mutant, and the mutation score.
 
 A mutant is *caught* when the harness's verdict lists the requirement the mutant declares among
-the failed ones: failing for some other reason would show a harness that notices something is
-off but names the wrong rule, which is not good enough for a conformance report. Mutants run in
+the failed ones, failed as the *primary* requirement of some case (the one a failure is charged
+to; a requirement a failure merely cites is not failed by it): failing for some other reason
+would show a harness that notices something is off but names the wrong rule, which is not good
+enough for a conformance report. Mutants run in
 separate processes (``jobs``), each a whole harness run with its own IUT.
 """
 
@@ -45,10 +47,11 @@ class MutantResult:
     violates: str
     caught_by: str
     caught: bool
-    failed_requirements: tuple[str, ...]
+    failed_requirements: tuple[str, ...]  # charged as the primary requirement of a failure
     verdict: str  # the harness run's: pass / fail / aborted
     duration_s: float
     note: str = ""
+    cited_requirements: tuple[str, ...] = ()  # named by failures, not charged
 
 
 def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
@@ -63,7 +66,9 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
     )
     t0 = time.monotonic()
     report = run_harness(config)
-    failed = tuple(r.id for r in report.requirement_results() if r.verdict is Verdict.FAILED)
+    rows = report.requirement_results()
+    failed = tuple(r.id for r in rows if r.verdict is Verdict.FAILED)
+    cited = tuple(r.id for r in rows if r.cited and r.verdict is not Verdict.FAILED)
     verdict = "aborted" if report.aborted else "pass" if report.passed else "fail"
     note = ""
     if mutant.caught_by == "crash_explorer":
@@ -79,6 +84,7 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
         verdict=verdict,
         duration_s=time.monotonic() - t0,
         note=note,
+        cited_requirements=cited,
     )
 
 

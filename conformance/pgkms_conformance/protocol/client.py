@@ -123,10 +123,6 @@ class AdapterClient:
 
     @property
     def pid(self) -> int:
-        return self._proc.pid
-
-    @property
-    def pid(self) -> int:
         """The IUT's process id (also its process group's): for the safety stage's RSS reading
         and signals."""
         return self._proc.pid

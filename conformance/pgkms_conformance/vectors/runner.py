@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from jsonschema import Draft202012Validator
+from pgkms.layout import WRAP_OVERHEAD
 
+from pgkms_conformance.attribution import LENGTH_RULE, charged, code_rule, wrapped_rule
 from pgkms_conformance.protocol.client import AdapterClient, Response
 from pgkms_conformance.vectors import accumulated
 from pgkms_conformance.vectors.canonical import vector_id
@@ -91,6 +93,12 @@ class Outcome:
     expected: str = ""
     found: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    primary: str | None = None  # a failure: the requirement it breaks (``attribution``)
+
+    @property
+    def charged(self) -> tuple[str, ...]:
+        """The requirements a failure names, the one it is charged to first."""
+        return charged(self.primary, self.requirements)
 
     @property
     def passed(self) -> bool:
@@ -207,6 +215,34 @@ def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | N
     return None
 
 
+# The rule that pins the order of a directory op's random draws (keys, then IVs).
+_DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
+
+
+def listing_rule(op: str, expected: Listing, found: Listing) -> str | None:
+    """The requirement the first difference of ``listing_difference`` breaks, when it says:
+    a mode (DISK_01 for a directory, DISK_02 for a file), a record's size or id (DISK_03), or
+    the region of its wrapped key that differs (``attribution.wrapped_rule``; a wrong IV or
+    ciphertext under injected draws is the op's draw order, BOOT_03 or ROT_03)."""
+    for rel in sorted(set(expected) | set(found)):
+        want, got = expected.get(rel), found.get(rel)
+        if want == got:
+            continue
+        if want is None or got is None:
+            return None  # an entry made or left wrongly: the op's own rule (first cited)
+        if "mode" in want and want["mode"] != got.get("mode"):
+            return "DISK_02" if "content" in want else "DISK_01"
+        try:
+            a, b = bytes.fromhex(want.get("content", "")), bytes.fromhex(got.get("content", ""))
+        except (TypeError, ValueError):
+            return None
+        if len(a) != len(b) or a[:4] != b[:4]:
+            return "DISK_03"
+        rule = wrapped_rule(a[4:], b[4:])
+        return _DRAW_RULES.get(op, rule) if rule in ("WRAP_02", "WRAP_03") else rule
+    return None
+
+
 def _shape(listing: Listing) -> dict[str, tuple[Any, int]]:
     """Paths, modes and sizes: what a listing shows when its bytes depend on random draws."""
     return {
@@ -228,11 +264,12 @@ def _capabilities_of(client: AdapterClient) -> frozenset[str]:
 
 
 class _Verdict(Exception):
-    """A failed check, raised inside a test run and turned into an Outcome."""
+    """A failed check, raised inside a test run and turned into an Outcome; ``rule`` is the
+    requirement it breaks, when what differs says (``attribution``)."""
 
-    def __init__(self, reason: str, expected: str, found: str) -> None:
+    def __init__(self, reason: str, expected: str, found: str, rule: str | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.expected, self.found = reason, expected, found
+        self.reason, self.expected, self.found, self.rule = reason, expected, found, rule
 
 
 def run_test(
@@ -273,6 +310,7 @@ def run_test(
             expected=v.expected,
             found=v.found,
             notes=tuple(notes),
+            primary=v.rule,
             **base,
         )
     return Outcome("passed", notes=tuple(notes), **base)
@@ -301,12 +339,19 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
     response, after = _call(client, op, params)
     if not response.ok and response.error_code == "unsupported_operation":
         raise _Verdict("the IUT claims this op but refused it", "a result", "unsupported_operation")
+    cited = test["requirements"]
     if result == "invalid":
+        rule = code_rule(test["error"], cited)
+        changed = after is not None and listing_difference(expected.get("datadir", {}), after)
+        if "START_04" in cited and "datadir" in expected and changed:
+            rule = "START_04"  # it changed the disk: that, not the answer, comes first
         if response.ok:
-            raise _Verdict("accepted an input that must be rejected", test["error"], "success")
+            raise _Verdict(
+                "accepted an input that must be rejected", test["error"], "success", rule
+            )
         if response.error_code != test["error"]:
-            raise _Verdict("wrong error code", test["error"], str(response.error_code))
-        if "PASS_10" in test["requirements"]:
+            raise _Verdict("wrong error code", test["error"], str(response.error_code), rule)
+        if "PASS_10" in cited:
             _check_message_quotes_no_command(params, response)
     elif result == "acceptable" and not response.ok:
         if response.error_code in PROTOCOL_CODES:
@@ -318,13 +363,23 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
         notes.append(f"rejected with {response.error_code} (acceptable)")
         return
     elif not response.ok:
-        raise _Verdict("rejected a valid input", "success", str(response.error_code))
+        raise _Verdict(
+            "rejected a valid input",
+            "success",
+            str(response.error_code),
+            code_rule(response.error_code, cited),  # the check that fired wrongly
+        )
     else:
-        _compare_fields(expected, response.result)
+        _compare_fields(expected, response.result, op)
     if after is not None and "datadir" in expected:
         diff = listing_difference(expected["datadir"], after)
         if diff:
-            raise _Verdict("key directory after the op differs", *diff)
+            # A refused op must change nothing (START_04 where the vector cites it).
+            if result == "invalid":
+                rule = "START_04" if "START_04" in cited else None
+            else:
+                rule = listing_rule(op, expected["datadir"], after)
+            raise _Verdict("key directory after the op differs", *diff, rule)
 
 
 # The tokens of a command that a message must not repeat: long runs of letters and digits, the
@@ -343,19 +398,33 @@ def _check_message_quotes_no_command(params: Json, response: Response) -> None:
             "the error message quotes the passphrase command (PASS_10)",
             "a message without the command's text",
             f"a message repeating {len(quoted)} of its long tokens",
+            "PASS_10",
         )
 
 
-def _compare_fields(expected: Json, result: Json) -> None:
+def _compare_fields(expected: Json, result: Json, op: str = "") -> None:
     for name, want in expected.items():
         if name == "datadir":
             continue
         if name not in result:
             raise _Verdict(f"result lacks field {name!r}", redact(name, want), "nothing")
         if result[name] != want:
+            rule = _wrapped_rule(op, want, result[name]) if name == "wrapped" else None
             raise _Verdict(
-                f"field {name!r} differs", redact(name, want), redact(name, result[name])
+                f"field {name!r} differs", redact(name, want), redact(name, result[name]), rule
             )
+
+
+def _wrapped_rule(op: str, want: Any, got: Any) -> str | None:
+    """The rule a wrong wrapped value breaks, by the region that differs; for pg_wrap a wrong
+    ciphertext or HMAC of the right length is the SQL key's halves (SQL_01)."""
+    try:
+        rule = wrapped_rule(bytes.fromhex(str(want)), bytes.fromhex(str(got)))
+    except ValueError:
+        return "ADP_02"  # not hex: the protocol's encoding
+    if op == "sql_wrap" and rule in ("WRAP_02", "WRAP_04") and len(str(want)) == len(str(got)):
+        return "SQL_01"
+    return rule
 
 
 def _run_accumulated(client: AdapterClient, test: Json) -> None:
@@ -368,9 +437,14 @@ def _run_accumulated(client: AdapterClient, test: Json) -> None:
         if not response.ok:
             raise _Verdict(f"case {i}: wrap failed", "success", str(response.error_code))
         try:
-            h.update(bytes.fromhex(response.result["wrapped"]))
+            wrapped = bytes.fromhex(response.result["wrapped"])
         except (KeyError, TypeError, ValueError):
             raise _Verdict(f"case {i}: no hex 'wrapped' field", "wrapped", "malformed") from None
+        want = WRAP_OVERHEAD + 16 * (len(c.plaintext) // 16 + 1)  # what the padding rule gives
+        if len(wrapped) != want:
+            found = f"{len(wrapped)} bytes"
+            raise _Verdict(f"case {i}: wrapped length differs", f"{want} bytes", found, LENGTH_RULE)
+        h.update(wrapped)
     want = test["expected"]["digest"]
     if h.hexdigest() != want:
         raise _Verdict("digest over all wrapped outputs differs", want, h.hexdigest())
@@ -392,6 +466,7 @@ def _run_uninjected(client: AdapterClient, test: Json, params: Json, caps: froze
                 "wrapped length differs",
                 redact("wrapped", expected["wrapped"]),
                 redact("wrapped", wrapped),
+                _wrapped_rule(op, expected["wrapped"], wrapped),
             )
         unwrap_op = _UNWRAP_OF[op]
         if unwrap_op in caps:
