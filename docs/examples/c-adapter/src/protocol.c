@@ -250,6 +250,7 @@ static int write_line(const char *text)
     return 0;
 }
 
+/* One write per answer line where the pipe allows: a reader (or strace) sees whole lines. */
 static int respond(json_t *response)
 {
     char *text = response ? json_dumps(response, JSON_COMPACT) : NULL;
@@ -257,8 +258,17 @@ static int respond(json_t *response)
     if (!text) /* never leave a request unanswered */
         return write_line("{\"id\":null,\"ok\":false,\"error\":{\"code\":\"internal_error\","
                           "\"message\":\"the response could not be encoded\"}}\n");
-    int rc = write_line(text) == 0 && write_line("\n") == 0 ? 0 : -1;
-    free(text);
+    size_t len = strlen(text);
+    char *line = realloc(text, len + 2);
+    if (!line) {
+        free(text);
+        return -1;
+    }
+    line[len] = '\n';
+    line[len + 1] = '\0';
+    int rc = write_line(line);
+    memset(line, 0, len); /* answers carry keys and plaintexts */
+    free(line);
     return rc;
 }
 
