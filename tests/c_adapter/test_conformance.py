@@ -51,7 +51,7 @@ def test_harness_passes_everything_the_c_adapter_claims(c_adapter: Built, tmp_pa
     assert set(report.capabilities) >= OPERATIONS | {"inject_randomness"}
     assert "fs_trace" not in report.capabilities, "durability must be observed, not self-reported"
     failed = [c for c in report.cases if c.verdict is Verdict.FAILED]
-    lock_only = [c for c in failed if "pg_cryptokeys.lock" in f"{c.expected} {c.found}"]
+    lock_only = [c for c in failed if "pg_cryptokeys.lock" in f"{c.expected} {c.found} {c.detail}"]
     if failed and len(lock_only) == len(failed):
         pytest.fail(
             f"{len(failed)} cases differ only by PGDATA/pg_cryptokeys.lock, which CONC_01 "
