@@ -3,7 +3,9 @@
 It claims every operation, inject_randomness, concurrency and passphrase_timeout, but not
 fs_trace: its durability requirements are to be judged from its system calls
 (``--trace-syscalls``), so until the harness observes them the durability stage reports them
-"unsupported", never "passed". Runs the whole harness (about 15 s on a 2-core machine).
+"unsupported", never "passed". Runs the whole harness: about 15 s on a 2-core machine, 45 s
+once the harness has its safety and concurrency stages. A harness whose listings predate the
+lock file (CONC_01) fails this test with one line saying so.
 """
 
 from __future__ import annotations
