@@ -462,6 +462,13 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 /* The entry names of `dfd` in byte order (caller frees), or NULL with errno set. */
 static char **list_sorted(int dfd, size_t *count)
 {
@@ -474,46 +481,39 @@ static char **list_sorted(int dfd, size_t *count)
     }
     size_t n = 0, cap = 16;
     char **names = malloc(cap * sizeof *names);
+    int failure = names ? 0 : ENOMEM;
     struct dirent *e;
-    errno = 0;
-    while (names && (e = readdir(d)) != NULL) {
+    while (!failure) {
+        errno = 0;
+        if ((e = readdir(d)) == NULL) {
+            failure = errno;
+            break;
+        }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         if (n == cap) {
             char **bigger = realloc(names, (cap *= 2) * sizeof *names);
             if (!bigger) {
-                for (size_t i = 0; i < n; i++)
-                    free(names[i]);
-                free(names);
-                names = NULL;
-                errno = ENOMEM;
+                failure = ENOMEM;
                 break;
             }
             names = bigger;
         }
-        names[n++] = strdup(e->d_name);
-        errno = 0;
+        if ((names[n] = strdup(e->d_name)) == NULL)
+            failure = ENOMEM;
+        else
+            n++;
     }
-    int saved = errno;
     closedir(d);
-    if (names && saved != 0) {
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        names = NULL;
+    if (failure) {
+        if (names)
+            free_names(names, n);
+        errno = failure;
+        return NULL;
     }
-    errno = saved;
-    if (names)
-        qsort(names, n, sizeof *names, cmp_names);
+    qsort(names, n, sizeof *names, cmp_names);
     *count = n;
     return names;
-}
-
-static void free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
 }
 
 /*
@@ -557,10 +557,15 @@ static int empty_tree(disk_cluster *c, const char *dir, int *dfd_io, disk_proced
         }
         if (rc == 0 && sub) {
             int child = open_dir_at(dfd, sub);
+            char *name = child >= 0 ? strdup(sub) : NULL;
             if (child < 0) {
                 rc = os_fail(err, "open", c, dir, sub);
+            } else if (!name) {
+                close(child);
+                rc = kms_fail(err, "internal_error", "out of memory removing %s/%s", c->label,
+                              dir);
             } else {
-                path[depth++] = strdup(sub);
+                path[depth++] = name;
                 close(dfd);
                 dfd = child;
             }
