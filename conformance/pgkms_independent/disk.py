@@ -342,12 +342,16 @@ class _Walk:
         while True:
             if self._empty_or_descend():
                 continue
-            self._at("fsync directory", self.where)
-            os.fsync(self.fd)
-            _note("fsync_dir", self.where)
+            self.sync_here()
             if not self.parents:
                 return
             self._climb_and_remove()
+
+    def sync_here(self) -> None:
+        """DISK_07: the emptied directory's removals made durable before it goes."""
+        self._at("fsync directory", self.where)
+        os.fsync(self.fd)
+        _note("fsync_dir", self.where)
 
     def _empty_or_descend(self) -> bool:
         """Unlink every non-directory here; True once it descended into a subdirectory."""

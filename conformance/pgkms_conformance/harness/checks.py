@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle
@@ -20,6 +20,9 @@ from pgkms_conformance.harness.redact import Redactor, secret_forms
 from pgkms_conformance.harness.replay import ReplayWriter
 from pgkms_conformance.harness.session import IutSession
 from pgkms_conformance.protocol.client import AdapterFailure
+
+if TYPE_CHECKING:  # syscalls imports this package's oracle and fstrace
+    from pgkms_conformance.harness.syscalls import SyscallSource
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Context:
     seed: int = 0
     examples: int = 100
     error_answers: int = 0  # error responses whose messages were checked for secrets (ERR_01)
+    # --trace-syscalls: the durability stage's traces come from the IUT's system calls.
+    syscalls: SyscallSource | None = None
+    syscalls_unavailable: str | None = None  # why --trace-syscalls could not trace here
 
     def ask(self, op: str, params: Json) -> Answer:
         """Send one request to the IUT. AdapterFailure and RunAborted propagate."""

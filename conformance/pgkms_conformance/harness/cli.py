@@ -82,6 +82,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "return, the first call at it and the first fsync after it (quick, default), into every "
         "call (full), or none (off)",
     )
+    parser.add_argument(
+        "--trace-syscalls",
+        action="store_true",
+        help="judge durability from the IUT's system calls, recorded with strace -f, instead of "
+        "its self-reported fs_trace (needs strace and ptrace)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         stages=args.stages,
         concurrency_rounds=max(args.concurrency_rounds, 1),
         fault_injection=args.fault_injection,
+        trace_syscalls=args.trace_syscalls,
     )
     if not config.command:
         sys.stderr.write("pgkms-conformance run: --impl names no command\n")

@@ -60,6 +60,7 @@ from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.oracle import Answer, Json
 from pgkms_conformance.harness.scenarios import Secrets, Workspace, as_tmp, key_set, rotated
 from pgkms_conformance.harness.session import RunAborted
+from pgkms_conformance.harness.syscalls import NotJudged
 from pgkms_conformance.protocol.client import AdapterFailure
 
 STAGE: Final = "durability"
@@ -115,6 +116,11 @@ def _case(name: str, verdict: Verdict, reqs: tuple[str, ...], **extra: object) -
 
 
 def _traced(ctx: Context, op: str, params: Json) -> tuple[Answer, list[TraceOp]]:
+    """The answer and the trace of one request: from its system calls under --trace-syscalls,
+    else from the IUT's own fs_trace (ADP_05)."""
+    if ctx.syscalls is not None:
+        ctx.progress.tick()
+        return ctx.syscalls.ask(op, params)
     answer = ctx.ask(op, {**params, "trace_fs": True})
     if not answer.ok:
         return answer, []
@@ -460,8 +466,15 @@ def upgrade_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
 
 # -- the stage ----------------------------------------------------------------------------------
 def run_durability(ctx: Context) -> Iterator[Case]:
-    if not ctx.session.supports("fs_trace"):
-        reason = "the IUT does not claim fs_trace: durability cannot be seen through the adapter"
+    if ctx.syscalls_unavailable is not None:
+        reason = f"syscall tracing unavailable: {ctx.syscalls_unavailable}"
+        yield _case("durability", Verdict.UNSUPPORTED, UNSUPPORTED_REQS, reason=reason)
+        return
+    if ctx.syscalls is None and not ctx.session.supports("fs_trace"):
+        reason = (
+            "the IUT does not claim fs_trace: durability cannot be seen through the adapter "
+            "(run with --trace-syscalls to judge it from its system calls)"
+        )
         yield _case("durability", Verdict.UNSUPPORTED, UNSUPPORTED_REQS, reason=reason)
         return
     ws = Workspace()
@@ -485,6 +498,11 @@ def run_durability(ctx: Context) -> Iterator[Case]:
             except BadTrace as exc:
                 ctx.progress.failed()
                 yield _case(f"{label} trace", Verdict.FAILED, ("ADP_05",), found=str(exc))
+            except NotJudged as exc:
+                # System calls the crash model cannot replay: never passed, never failed.
+                yield _case(
+                    f"{label} durability", Verdict.UNSUPPORTED, UNSUPPORTED_REQS, reason=str(exc)
+                )
             except AdapterFailure as exc:
                 ctx.session.recover_from(exc)
                 ctx.progress.failed()

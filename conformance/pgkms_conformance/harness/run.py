@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,8 @@ from pgkms_conformance.harness.replay import ReplayWriter
 from pgkms_conformance.harness.safety import run_safety
 from pgkms_conformance.harness.scenarios import drbg, run_scenarios
 from pgkms_conformance.harness.session import IutSession, RunAborted
+from pgkms_conformance.harness.syscalls import SyscallSource
+from pgkms_conformance.harness.syscalls import probe as probe_syscall_tracing
 from pgkms_conformance.harness.vector_stage import load_vectors, run_vectors
 from pgkms_conformance.protocol.client import AdapterFailure
 
@@ -40,6 +43,7 @@ class Config:
     max_failures: int = 3
     concurrency_rounds: int = DEFAULT_ROUNDS
     fault_injection: str = "quick"  # the safety stage's strace injections: quick, full, off
+    trace_syscalls: bool = False  # durability judged from the IUT's system calls (strace)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -49,6 +53,7 @@ class Config:
             "stages": list(self.stages),
             "concurrency_rounds": self.concurrency_rounds,
             "fault_injection": self.fault_injection,
+            "trace_syscalls": self.trace_syscalls,
             "vectors": [str(p) for p in self.vector_paths],
         }
 
@@ -66,11 +71,18 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
     session = IutSession(config.command, config.timeout, redactor, config.max_failures)
     replays = ReplayWriter(config.replay_dir)
     started = time.monotonic()
+    ctx: Context | None = None
     try:
         hello = session.start()
         report.implementation, report.version = hello.implementation, hello.version
         report.capabilities = sorted(hello.capabilities)
         ctx = Context(session, redactor, progress, replays, config.seed, config.examples)
+        if config.trace_syscalls and "durability" in config.stages:
+            ctx.syscalls_unavailable = probe_syscall_tracing()
+            if ctx.syscalls_unavailable is None:
+                ctx.syscalls = SyscallSource(config.command, config.timeout, redactor)
+            else:
+                print(f"syscall tracing unavailable: {ctx.syscalls_unavailable}", file=sys.stderr)
         stages: dict[str, Callable[[], Iterable[Case]]] = {
             "protocol": lambda: run_protocol(ctx),
             "vectors": lambda: run_vectors(ctx, files),
@@ -94,6 +106,8 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
         pass
     finally:
         session.close()
+        if ctx is not None and ctx.syscalls is not None:
+            ctx.syscalls.close()
         progress.done()
     report.aborted = session.aborted
     report.duration_s = time.monotonic() - started

@@ -37,12 +37,16 @@ import posixpath
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from pgkms_conformance.harness.fstrace import TraceOp, parse_trace
+from pgkms_conformance.harness.oracle import Answer
+from pgkms_conformance.harness.redact import Redactor
 from pgkms_conformance.ids import LOCK_FILE_NAME
 from pgkms_conformance.protocol.client import AdapterClient, Response
 
@@ -495,3 +499,51 @@ class TracedAdapter:
             response = self.client.call(op, old_datadir=old_datadir, new_datadir=datadir, **params)
         calls = self.log.next_request(self.timeout)
         return response, build_trace(calls, datadir, old_datadir)
+
+
+class NotJudged(Exception):
+    """A request made system calls the crash model cannot replay; the message names them."""
+
+
+class SyscallSource:
+    """Where the durability stage takes its traces from under ``--trace-syscalls``: a second
+    adapter process of the IUT, run under strace, for the requests that touch the disk.
+
+    ``ask`` answers like the stage's own ``fs_trace`` path (an Answer and its trace ops), so the
+    points, the crash exploration and the upgrade check judge a syscall trace exactly as a
+    self-reported one. Its secrets go through the run's redactor like every other request's.
+    """
+
+    def __init__(self, command: Sequence[str], timeout: float, redactor: Redactor) -> None:
+        self.command = list(command)
+        self.timeout = timeout
+        self.redactor = redactor
+        self.workdir = Path(tempfile.mkdtemp(prefix="pgkms-strace-"))
+        self.adapter: TracedAdapter | None = None
+        self.requests = 0
+
+    def _adapter(self) -> TracedAdapter:
+        if self.adapter is None:
+            self.adapter = TracedAdapter(self.command, self.workdir, self.timeout)
+        return self.adapter
+
+    def ask(self, op: str, params: dict[str, Any]) -> tuple[Answer, list[TraceOp]]:
+        self.redactor.add_json(params)
+        fields = {k: v for k, v in params.items() if k not in ("datadir", "new_datadir")}
+        datadir = str(params.get("new_datadir", params.get("datadir")))
+        old = fields.pop("old_datadir", None)
+        response, trace = self._adapter().call(op, datadir, old, **fields)
+        self.requests += 1
+        answer = Answer.from_response(response)
+        self.redactor.add_json(answer.result)
+        if not answer.ok:
+            return answer, []
+        if trace.unknown:
+            raise NotJudged(f"{op}: not judged: {', '.join(trace.unknown)}")
+        return answer, parse_trace(trace.entries)
+
+    def close(self) -> None:
+        if self.adapter is not None:
+            self.adapter.close()
+            self.adapter = None
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -523,6 +523,7 @@ def recovery_adopts_invalid_tmp() -> None:
 
 def no_directory_fsync() -> None:
     rebind("disk", "sync_dir", lambda path: None)
+    set_method("disk", "_Walk", "sync_here", lambda self: None)  # the removal's own fsyncs
 
 
 def _swap_without(*skipped: int) -> Callable[..., None]:
