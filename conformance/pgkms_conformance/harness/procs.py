@@ -123,6 +123,10 @@ class SpareIut:
         return self.client.pid
 
     def close(self) -> None:
+        # Everything tagged dies first, the IUT included: a process that left the IUT's group
+        # (a passphrase command in a session of its own) may hold the IUT's stderr open, and
+        # the client's close would then wait on that pipe forever.
+        kill_tagged(self.tag)
         self.client.close()
         kill_tagged(self.tag)
 

@@ -65,6 +65,7 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
             yield from describe_failure(case)
         if len(failures) > max_failures:
             yield f"  ... {len(failures) - max_failures} more (see --json / --junit)"
+    yield from _not_judged(report)
     if report.aborted is not None:
         yield from _aborted(report)
     if report.replay_dir:
@@ -72,6 +73,26 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
         yield f"Replay files (contain the failing inputs, secrets in hex): {report.replay_dir}"
     yield ""
     yield verdict_line(report)
+
+
+_NOT_JUDGED_SHOWN = 20
+
+
+def _not_judged(report: Report) -> Iterator[str]:
+    """Unsupported or n/a cases that say why (a missing capability or tool), deduplicated."""
+    reasons = dict.fromkeys(
+        f"[{','.join(c.requirements)}] {c.stage}: {c.name}: {c.detail}"
+        for c in report.cases
+        if c.verdict in (Verdict.UNSUPPORTED, Verdict.NOT_APPLICABLE) and c.detail
+    )
+    if not reasons:
+        return
+    yield ""
+    yield f"Not judged ({len(reasons)}):"
+    for line in list(reasons)[:_NOT_JUDGED_SHOWN]:
+        yield f"- {line}"
+    if len(reasons) > _NOT_JUDGED_SHOWN:
+        yield f"  ... {len(reasons) - _NOT_JUDGED_SHOWN} more"
 
 
 _ABORT_REASONS = {
