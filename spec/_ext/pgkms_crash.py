@@ -24,11 +24,11 @@ from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
 
 try:
-    from pgkms_conformance.crash import docs
+    from pgkms_conformance.crash import docs, points
 except ImportError:  # building from a checkout without the package installed
     _ROOT = Path(__file__).resolve().parents[2]
     sys.path[:0] = [str(_ROOT / "conformance"), str(_ROOT / "reference")]
-    from pgkms_conformance.crash import docs
+    from pgkms_conformance.crash import docs, points
 
 PROTOCOLS = ("spec", "2020")
 
@@ -78,10 +78,8 @@ class DurabilityPoints(Directive):
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
-        if name not in docs.points.POINTS:
-            raise self.error(
-                f"unknown procedure {name!r}; expected one of {list(docs.points.POINTS)}"
-            )
+        if name not in points.POINTS:
+            raise self.error(f"unknown procedure {name!r}; expected one of {list(points.POINTS)}")
         container = nodes.container()
         lines = docs.points_table(name)
         self.state.nested_parse(StringList(lines, source="pgkms_crash"), 0, container)
