@@ -130,3 +130,13 @@ def test_syscall_trace_equals_the_self_reported_trace(impl: str, tmp_path: Path)
         # Only the temporary set is left: recovery adopts it.
         (d / "pg_cryptokeys").rename(d / "pg_cryptokeys_tmp")
         _same(adapter, "recover", d, passphrase=P2)
+
+
+def test_a_create_without_o_excl_is_named() -> None:
+    t = trace_of(
+        '7 openat(AT_FDCWD</w>, "/data/d/pg_cryptokeys/0000", O_WRONLY|O_CREAT|O_TRUNC, 0600)'
+        " = 3</data/d/pg_cryptokeys/0000>",
+        "7 close(3</data/d/pg_cryptokeys/0000>) = 0",
+    )
+    assert t.entries == [{"op": "create", "path": "pg_cryptokeys/0000", "mode": 0o600, "size": 0}]
+    assert t.nonexclusive == ["pg_cryptokeys/0000"]

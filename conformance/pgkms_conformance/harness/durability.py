@@ -60,7 +60,7 @@ from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.oracle import Answer, Json
 from pgkms_conformance.harness.scenarios import Secrets, Workspace, as_tmp, key_set, rotated
 from pgkms_conformance.harness.session import RunAborted
-from pgkms_conformance.harness.syscalls import NotJudged
+from pgkms_conformance.harness.syscalls import NotExclusive, NotJudged
 from pgkms_conformance.protocol.client import AdapterFailure
 
 STAGE: Final = "durability"
@@ -498,6 +498,15 @@ def run_durability(ctx: Context) -> Iterator[Case]:
             except BadTrace as exc:
                 ctx.progress.failed()
                 yield _case(f"{label} trace", Verdict.FAILED, ("ADP_05",), found=str(exc))
+            except NotExclusive as exc:
+                ctx.progress.failed()
+                yield _case(
+                    f"{label} exclusive creation",
+                    Verdict.FAILED,
+                    ("DISK_07",),
+                    expected="every key file created with O_CREAT|O_EXCL",
+                    found=str(exc),
+                )
             except NotJudged as exc:
                 # System calls the crash model cannot replay: never passed, never failed.
                 yield _case(

@@ -213,11 +213,14 @@ class SyscallTrace:
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # "ftruncate 0000", "io_uring_enter", ...
+    # Files created without O_EXCL (DISK_07 wants key files created exclusively).
+    nonexclusive: list[str] = field(default_factory=list)
 
 
 @dataclass
 class _Create:
     mode: int
+    exclusive: bool = True
     size: int = 0
     emitted: bool = False
 
@@ -263,6 +266,9 @@ class TraceBuilder:
         if create is not None and not create.emitted:
             create.emitted = True
             self._emit("create", path, mode=create.mode, size=create.size)
+            where = self.place(path)
+            if not create.exclusive and where is not None:
+                self.trace.nonexclusive.append(where[0])
 
     def feed(self, call: Syscall) -> None:
         if call.name.startswith("io_uring") or call.name in ("sync", "syncfs"):
@@ -372,7 +378,8 @@ class TraceBuilder:
         creating = call.name == "creat" or "O_CREAT" in flags
         if creating and self.place(path) is not None and path not in self.creates:
             mode_arg = call.args[-1] if call.name != "creat" else call.args[1]
-            self.creates[path] = _Create(mode=int(mode_arg, 8))
+            exclusive = call.name != "creat" and "O_EXCL" in flags
+            self.creates[path] = _Create(mode=int(mode_arg, 8), exclusive=exclusive)
 
     def _sync(self, call: Syscall) -> None:
         name, path = call.name, fd_path(call.args[0]) if call.args else None
@@ -505,6 +512,10 @@ class NotJudged(Exception):
     """A request made system calls the crash model cannot replay; the message names them."""
 
 
+class NotExclusive(Exception):
+    """DISK_07: a request created a file without O_EXCL; the message names the files."""
+
+
 class SyscallSource:
     """Where the durability stage takes its traces from under ``--trace-syscalls``: a second
     adapter process of the IUT, run under strace, for the requests that touch the disk.
@@ -540,6 +551,11 @@ class SyscallSource:
             return answer, []
         if trace.unknown:
             raise NotJudged(f"{op}: not judged: {', '.join(trace.unknown)}")
+        if trace.nonexclusive:
+            raise NotExclusive(
+                f"{op} created {', '.join(trace.nonexclusive)} without O_EXCL: an existing file "
+                "would have been overwritten instead of refused"
+            )
         return answer, parse_trace(trace.entries)
 
     def close(self) -> None:
