@@ -96,8 +96,10 @@ def _guard(what: str, path: str, action: Callable[[], T]) -> T:
         raise StorageFailure(f"{what} {shown(path)}: {_reason(exc)}") from None
 
 
-_NOFOLLOW_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NOFOLLOW_FILE: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# How key directories and key files are opened (ENV_01, ENV_02): never through a link, and a
+# FIFO or device never blocks the open.
+DIRECTORY_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+KEY_FILE_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _kind(mode: int) -> str:
@@ -167,7 +169,7 @@ def not_regular_file(path: str, kind: str, mode: int) -> StoreFailure:
 def _open_directory(path: str) -> int:
     """A descriptor of the directory ``path`` itself, never of what a link points to."""
     try:
-        return os.open(path, _NOFOLLOW_DIR)
+        return os.open(path, DIRECTORY_OPEN_FLAGS)
     except OSError as exc:
         raise _refusal("open directory", path, exc, "dir") from None
     except ValueError as exc:
@@ -208,7 +210,7 @@ def read_key_file(path: str, limit: int) -> KeyFile:
     """ENV_02, ENV_03: open without following a link or blocking, insist on a regular file
     (judged on the opened descriptor), read at most ``limit`` bytes whatever the file's size."""
     try:
-        fd = os.open(path, _NOFOLLOW_FILE)
+        fd = os.open(path, KEY_FILE_OPEN_FLAGS)
     except OSError as exc:
         raise _refusal("open", path, exc, "file") from None
     except ValueError as exc:
@@ -243,7 +245,11 @@ def read_all(path: str) -> bytes:
 def make_dir(path: str, mode: int) -> None:
     def action() -> None:
         os.mkdir(path, mode)
-        os.chmod(path, mode)
+        fd = os.open(path, DIRECTORY_OPEN_FLAGS)  # the mode set on what was made, not a link
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
     _guard("mkdir", path, action)
     _note("mkdir", path, mode=mode)
@@ -356,7 +362,7 @@ class _Walk:
                 continue
             here = os.fstat(self.fd)
             self._at("open directory", entry)
-            child = os.open(name, _NOFOLLOW_DIR, dir_fd=self.fd)
+            child = os.open(name, DIRECTORY_OPEN_FLAGS, dir_fd=self.fd)
             os.close(self.fd)
             self.fd, self.where = child, entry
             self.parents.append((name, here.st_dev, here.st_ino))
@@ -367,7 +373,7 @@ class _Walk:
         name, dev, ino = self.parents.pop()
         up = posixpath.dirname(self.where)
         self._at("open directory", up)
-        parent = os.open("..", _NOFOLLOW_DIR, dir_fd=self.fd)
+        parent = os.open("..", DIRECTORY_OPEN_FLAGS, dir_fd=self.fd)
         os.close(self.fd)
         self.fd, self.where = parent, up
         info = os.fstat(self.fd)
@@ -444,7 +450,8 @@ def exclusive(datadir: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[N
 
     The lock file is created if missing (mode 0600) and never removed: removing it would let two
     processes lock two different files of the same name."""
-    key = os.path.realpath(datadir)
+    path = os.path.join(datadir, LOCK_FILE)
+    key = _guard("resolve", datadir, lambda: os.path.realpath(datadir))
     held = _held.get(key)
     if held is not None:
         held.depth += 1
@@ -453,7 +460,6 @@ def exclusive(datadir: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[N
         finally:
             held.depth -= 1
         return
-    path = os.path.join(datadir, LOCK_FILE)
     fd = _open_lock_file(path)
     try:
         _wait_for_lock(fd, path, timeout)

@@ -16,6 +16,7 @@ an unrelated process.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import select
@@ -118,6 +119,8 @@ def _collect(child: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, int
     kept = bytearray()
     total = 0
     open_output = True
+    poller = select.poll()  # not select(): a descriptor may be numbered beyond 1023
+    poller.register(fd, select.POLLIN)
     while True:
         left = deadline - time.monotonic()
         if not open_output and _exited(child.pid):
@@ -127,8 +130,7 @@ def _collect(child: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, int
         if not open_output:
             time.sleep(min(_POLL_INTERVAL, left))
             continue
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
+        if not poller.poll(max(1, math.ceil(left * 1000))):
             continue
         chunk = os.read(fd, _CHUNK)
         if not chunk:

@@ -97,6 +97,16 @@ def _os_errors(operation: str, path: str) -> Iterator[None]:
         raise StorageError(f"{operation} {shown(path)}: {type(exc).__name__}") from None
 
 
+def kind_name(kind: Kind) -> str:
+    """``kind`` for a message: "found a ..."."""
+    return {
+        "file": "regular file",
+        "dir": "directory",
+        "symlink": "symbolic link",
+        "other": "special file (FIFO, socket or device)",
+    }[kind]
+
+
 def _kind(mode: int) -> Kind:
     if stat.S_ISREG(mode):
         return "file"
@@ -135,7 +145,9 @@ class OsFileSystem:
             with _os_errors("read", path):
                 kind = _kind(os.fstat(fd).st_mode)
             if kind != "file":
-                raise NotRegularFile(f"{shown(path)}: expected a regular file, found a {kind}")
+                raise NotRegularFile(
+                    f"{shown(path)}: expected a regular file, found a {kind_name(kind)}"
+                )
             chunks: list[bytes] = []
             left = KEY_FILE_READ_LIMIT
             with _os_errors("read", path):

@@ -26,7 +26,7 @@ from pgkms.errors import (
     UnwrapError,
     WrongPassphrase,
 )
-from pgkms.fs import FileSystem, Stat, join
+from pgkms.fs import FileSystem, Stat, join, kind_name
 from pgkms.kdf import WrapKeys, split_internal_key
 from pgkms.layout import (
     INTERNAL_KEY_LEN,
@@ -96,7 +96,9 @@ def check_key_directory(st: Stat | None, directory: str, check_modes: bool = Tru
             f"{shown(directory)}: key directory is a symbolic link; it is never followed"
         )
     if st.kind != "dir":
-        raise KeyDirectoryMissing(f"{shown(directory)}: expected a directory, found a {st.kind}")
+        raise KeyDirectoryMissing(
+            f"{shown(directory)}: expected a directory, found a {kind_name(st.kind)}"
+        )
     if check_modes and st.mode & ~KEY_DIR_MODE_ALLOWED:
         raise PermissionsTooOpen(
             f"{shown(directory)}: key directory has mode {st.mode:04o}, "
@@ -113,7 +115,9 @@ def read_key_file(fs: FileSystem, path: str, key_id: KeyId, check_modes: bool = 
     if st.kind == "symlink":
         raise SymlinkRefused(f"{shown(path)}: key file is a symbolic link; it is never followed")
     if st.kind != "file":
-        raise NotRegularFile(f"{shown(path)}: expected a regular file, found a {st.kind}")
+        raise NotRegularFile(
+            f"{shown(path)}: expected a regular file, found a {kind_name(st.kind)}"
+        )
     if check_modes and st.mode & ~KEY_FILE_MODE_ALLOWED:
         raise PermissionsTooOpen(
             f"{shown(path)}: key file has mode {st.mode:04o}, "
@@ -262,12 +266,16 @@ def discard_quietly(fs: FileSystem, datadir: str, directory: str) -> None:
 
 
 NO_RETURN_ROTATION = (
-    "the keys now open under the NEW passphrase only; the next startup (or recovery) under "
-    "the new passphrase completes the rotation"
+    "the keys now open under the NEW passphrase; the next startup (or recovery) under the new "
+    "passphrase completes the rotation"
 )
+# Both clusters' sets open under the one passphrase, so recovery adopts the copy only once the
+# new cluster's own set is incomplete (REC_02): if the failure came before any file of it was
+# removed, recovery keeps that set and the copy is simply undone.
 NO_RETURN_UPGRADE = (
-    f"the copied keys are complete in {KEY_TMP_DIR}; the next startup (or recovery) under the "
-    "passphrase completes the copy"
+    f"the copied keys are complete in {KEY_TMP_DIR}; the next startup (or recovery) completes "
+    f"the copy if the removal of {KEY_DIR} had begun, otherwise it keeps this cluster's own "
+    "keys and the upgrade's key copy must be run again"
 )
 
 

@@ -144,6 +144,12 @@ CONSTANT_MEANINGS: dict[str, str] = {
     "KEY_FILE_MODE": "permission bits of a key file (DISK_02)",
     "RECORD_ID_LEN": "length of the key id at the start of a record (DISK_03)",
     "RECORD_LEN": "length of a key record, hence of a key file (DISK_03)",
+    "LOCK_FILE": "the lock file in PGDATA, never removed (CONC_01)",
+    "LOCK_FILE_MODE": "permission bits the lock file is created with (CONC_01)",
+    "POSTMASTER_PID": "the running server's PID file an offline tool checks (CONC_03)",
+    "KEY_FILE_READ_LIMIT": "most bytes read from a key file: one more than a record (ENV_03)",
+    "KEY_DIR_MODE_ALLOWED": "widest mode of a key directory read without refusal (ENV_05)",
+    "KEY_FILE_MODE_ALLOWED": "widest mode of a key file read without refusal (ENV_05)",
 }
 
 
@@ -163,7 +169,7 @@ class ConstantsDirective(_RstDirective):
         for name, value in constants.items():
             if isinstance(value, str):
                 shown = f"``{value}``"
-            elif name.endswith("_MODE"):
+            elif name.endswith(("_MODE", "_MODE_ALLOWED")):
                 shown = f"``0o{value:o}``"
             else:
                 shown = str(value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from pgkms.fs import OsFileSystem, Stat
@@ -70,3 +72,62 @@ class RecordingFileSystem(OsFileSystem):
     def rmdir(self, path: str) -> None:
         self.log.append(("rmdir", path))
         super().rmdir(path)
+
+
+def run_pgkms(
+    *args: str,
+    stdin: bytes = b"",
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[bytes]:
+    """``pgkms ARGS`` as a real process (optionally under ``prefix``, e.g. strace), bounded."""
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "pgkms", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def error_code(done: subprocess.CompletedProcess[bytes]) -> str | None:
+    """The ``[code]`` of a one-line CLI error, None on success."""
+    if done.returncode == 0:
+        return None
+    err = done.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err, err
+    assert err.count("\n") == 1, err
+    return err.rstrip("\n").rsplit("[", 1)[-1].rstrip("]")
+
+
+def make_cluster(tmp_path: Path, name: str = "pgdata") -> tuple[Path, str, str]:
+    """A data directory bootstrapped under OLD, and the commands printing OLD and NEW."""
+    datadir = tmp_path / name
+    datadir.mkdir()
+    old = passphrase_command(tmp_path, OLD, "old")
+    new = passphrase_command(tmp_path, NEW, "new")
+    done = run_pgkms("init", str(datadir), "--passphrase-command", old)
+    assert done.returncode == 0, done.stderr
+    return datadir, old, new
+
+
+def opens_under(datadir: Path, command: str) -> bool:
+    """Does ``pgkms verify`` under ``command`` succeed (it runs startup, recovery included)?"""
+    return run_pgkms("verify", str(datadir), "--passphrase-command", command).returncode == 0
+
+
+def group_gone(pgid: int) -> bool:
+    """No live process of the process group ``pgid`` is left. A killed grandchild is a zombie
+    until PID 1 reaps it, which this machine's init does only every second or so: a zombie
+    runs nothing and holds nothing, so it counts as gone."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_file.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+        state, _ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state not in {"Z", "X"}:
+            return False
+    return True

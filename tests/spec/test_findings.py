@@ -178,7 +178,7 @@ def test_sec_fsync_rotation_issues_every_durability_point(tmp_path: Path) -> Non
             ops += [("create", f"{directory}/{name}"), ("fsync", f"{directory}/{name}")]
         return [*ops, ("fsync_dir", directory), ("fsync_dir", d)]
 
-    assert fs.log == write_set(cur)
+    assert fs.log == [*write_set(tmp), ("rename", f"{tmp} -> {cur}"), ("fsync_dir", d)]  # BOOT_04
     fs.log.clear()
     rotate(d, Secret(OLD), Secret(NEW), fs, ScriptedRandom(IVS))
     removal = [("unlink", f"{cur}/{n}") for n in ("0000", "0001", "0002")]

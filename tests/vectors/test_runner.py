@@ -157,7 +157,10 @@ def test_op_outside_the_capabilities_is_unsupported(reference_client: AdapterCli
 
 
 def test_acceptable_passes_either_way(reference_client: AdapterClient) -> None:
-    group, test = _find("key_directory", lambda t: t["result"] == "acceptable")
+    # The bundled vectors hold no "acceptable" case since ENV_05 made loose modes an error; the
+    # runner still supports the result, so a valid case is relabelled to exercise it.
+    group, test = _find("key_directory", lambda t: t["op"] == "startup" and t["result"] == "valid")
+    test["result"] = "acceptable"
     assert _run(reference_client, group, test).status == "passed"
     test["input"]["passphrase"] = "00" * 70  # now the reference refuses: still acceptable
     outcome = _run(reference_client, group, test)

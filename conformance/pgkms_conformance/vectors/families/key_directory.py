@@ -13,9 +13,9 @@ D = "pg_cryptokeys/"
 NOTES = {
     "GROUP_ACCESS_2020": "Modes 0750/0640: what the 2020 patch wrote for a cluster with group "
     "access. Read compatibility requires opening it.",
-    "LOOSE_PERMISSIONS": "World-readable key files (0755/0644). The spec does not require a "
-    "permission check at startup, so opening them is conforming; refusing them with an error "
-    "code is conforming too (PostgreSQL refuses a data directory with loose permissions).",
+    "LOOSE_PERMISSIONS": "World-readable key files (0755/0644). ENV_05 refuses a key directory "
+    "beyond 0750 and a key file beyond 0640 with permissions_too_open, as PostgreSQL refuses a "
+    "data directory with loose permissions; the 2020 patch never wrote such modes.",
     "CUT_AT_STARTUP": "The keys were made under a 1024-byte passphrase and the command now "
     "prints more; startup uses the first 1024 bytes (PASS_06), as the 2020 patch did.",
     "IV_NOT_AUTHENTICATED": "A flipped IV bit in a key file is not detected (WRAP_04, SEC_IV): "
@@ -109,11 +109,10 @@ def _startup_good(
     g.add(
         "startup",
         {"datadir": loose, "passphrase": p.hex()},
-        comment="world-readable modes 0755/0644: opening or refusing are both conforming",
-        requirements=["START_03", "DISK_01", "DISK_02"],
-        flags=["LOOSE_PERMISSIONS"],
-        expected={"keys": _hex_keys(keys)},
-        result="acceptable",
+        comment="world-readable modes 0755/0644: refused (ENV_05), nothing written",
+        requirements=["ENV_05", "START_02", "START_04"],
+        flags=["LOOSE_PERMISSIONS", "NOTHING_WRITTEN"],
+        error="permissions_too_open",
     )
     long_p = kd.passphrase("key_directory/passphrase-1024", 1024)
     longer = long_p + kd.passphrase("key_directory/passphrase-tail", 76)
