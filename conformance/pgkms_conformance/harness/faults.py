@@ -301,10 +301,13 @@ def paused_rotation(kit: Kit) -> Case:
     if not problems:
         return case(PAUSED, Verdict.PASSED, ("CONC_01",), CHECK, op="startup")
     kit.ctx.progress.failed()
+    # Refused at once although the rotation ends well within its lock_timeout: the bounded
+    # wait is what failed (CONC_02); anything else broke the exclusion itself.
+    waited_too_little = opened and start.code == "key_directory_locked"
     return case(
         PAUSED,
         Verdict.FAILED,
-        ("CONC_01",),
+        ("CONC_02",) if waited_too_little else ("CONC_01",),
         CHECK,
         op="startup",
         expected="the startup waits for the rotation; the new passphrase opens the original keys",

@@ -10,6 +10,7 @@ environment cannot provide is reported unsupported with the reason, never passed
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -163,10 +164,18 @@ def lock_checks(kit: Kit) -> Iterator[Case]:
     yield from in_parallel(kit, jobs)
 
 
+def _started(kit: Kit) -> None:
+    """Start the spare IUT before the lock is taken: the wait judged must be the request's,
+    not the interpreter's start (a failed start is reported by the request itself)."""
+    with contextlib.suppress(AdapterFailure):
+        kit.spare()
+
+
 def _released(kit: Kit, *, name: str, op: str, d: Path) -> list[Case]:
     check = "the harness releases pg_cryptokeys.lock soon"
     if op not in kit.caps:
         return [kit.unsupported(name, ("CONC_02",), check, f"the IUT does not claim {op}")]
+    _started(kit)
     with LockHolder(_lock_file(d), hold=RELEASE_AFTER):
         t = kit.ask(op, {**_params(kit, op, d), "lock_timeout": 5.0}, 10.0)
     if t.ok:
@@ -188,6 +197,7 @@ def _released(kit: Kit, *, name: str, op: str, d: Path) -> list[Case]:
 def _held(kit: Kit, *, name: str, op: str, d: Path) -> list[Case]:
     check = "the harness holds pg_cryptokeys.lock from another process"
     out = []
+    _started(kit)
     with LockHolder(_lock_file(d)):
         t0 = time.monotonic()
         refused = _refusal(
