@@ -17,6 +17,7 @@ from pgkms_conformance.harness.requirements import REQUIREMENTS
 from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.mutants.catalog import MUTANTS, Mutant
 from pgkms_conformance.mutants.zoo import MutantResult, ZooSettings, mutant_command, run_zoo
+from pgkms_conformance.vectors.runner import REPO_VECTOR_DIR
 
 pytestmark = pytest.mark.req("CONF_01")
 
@@ -29,15 +30,26 @@ SAFETY_RULES = frozenset(
     {"CONC_01", "CONC_02", "CONC_03", "ENV_01", "ENV_02", "ENV_03", "ENV_04", "ENV_05"}
     | {"PASS_08", "PASS_09", "BOOT_05", "ROT_07", "ROT_08"}
 )
+# Rules only the static vectors judge (PASS_10: a failed command's message is checked on the
+# passphrase_command vectors): those mutants run the vector stage on that file alone.
+VECTOR_RULES = frozenset({"PASS_10"})
+VECTOR_SETTINGS = ZooSettings(
+    stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "passphrase_command.json",)
+)
 
 
 @cache
 def _results() -> dict[str, MutantResult]:
     """All mutants at once, in parallel: one process each, two at a time on CI's two cores."""
     jobs = min(2, os.cpu_count() or 1)
-    others = [m for m in MUTANTS if m.violates not in SAFETY_RULES]
+    others = [m for m in MUTANTS if m.violates not in SAFETY_RULES | VECTOR_RULES]
     safety = [m for m in MUTANTS if m.violates in SAFETY_RULES]
-    results = run_zoo(others, SETTINGS, jobs=jobs) + run_zoo(safety, SAFETY_SETTINGS, jobs=jobs)
+    vectors = [m for m in MUTANTS if m.violates in VECTOR_RULES]
+    results = (
+        run_zoo(others, SETTINGS, jobs=jobs)
+        + run_zoo(safety, SAFETY_SETTINGS, jobs=jobs)
+        + run_zoo(vectors, VECTOR_SETTINGS, jobs=jobs)
+    )
     return {r.name: r for r in results}
 
 

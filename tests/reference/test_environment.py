@@ -7,8 +7,10 @@ Every CLI run has a timeout, so a hang fails the test instead of blocking the su
 from __future__ import annotations
 
 import os
-import resource
 import shutil
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -132,11 +134,24 @@ def test_a_3_gib_sparse_key_file_is_read_with_a_bound(tmp_path: Path) -> None:
     key = datadir / "pg_cryptokeys" / "0000"
     with key.open("r+b") as f:
         f.truncate(3 * 1024**3)
-    done = run_pgkms("verify", str(datadir), "--passphrase-command", old, timeout=BOUND_S)
-    assert error_code(done) == "record_size_invalid"
-    assert b"found 3221225472" in done.stderr  # the real size, not the bounded read's
-    # the largest child so far, this one included: an unbounded read would be over 3 GiB
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < MAX_RSS_KIB
+    command = [sys.executable, "-m", "pgkms", "verify", str(datadir), "--passphrase-command", old]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(BOUND_S, child.kill)  # a hang fails the test, never blocks it
+    watchdog.start()
+    try:
+        assert child.stderr is not None
+        stderr = child.stderr.read()
+        # This child's own peak RSS, not the largest of every child the test run ever had: an
+        # unbounded read would be over 3 GiB.
+        _, status, usage = os.wait4(child.pid, 0)
+    finally:
+        watchdog.cancel()
+        child.stderr.close() if child.stderr else None
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 1
+    assert b"[record_size_invalid]" in stderr
+    assert b"found 3221225472" in stderr  # the real size, not the bounded read's
+    assert usage.ru_maxrss < MAX_RSS_KIB
 
 
 @pytest.mark.req("ENV_04", "REC_03")
