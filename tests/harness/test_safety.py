@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -62,8 +63,23 @@ def _by_req(report: Report, verdict: Verdict) -> set[str]:
     return {r for c in report.cases if c.verdict is verdict for r in c.requirements}
 
 
-def _tagged_leftovers() -> list[int]:
-    """Live processes started by a harness stage (they carry the harness's tag variable)."""
+def _tagged_leftovers(grace: float = 3.0) -> list[str]:
+    """Live processes started by a harness stage (they carry the harness's tag variable), after
+    ``grace`` seconds for killed ones to finish dying."""
+    deadline = time.monotonic() + grace
+    while (found := _tagged_now()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [f"{pid}: {_cmdline(pid)}" for pid in found]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return "?"
+
+
+def _tagged_now() -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():

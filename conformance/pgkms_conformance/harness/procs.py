@@ -49,10 +49,15 @@ def tagged_pids(tag: str) -> list[int]:
     return found
 
 
-def kill_tagged(tag: str) -> None:
-    for pid in tagged_pids(tag):
+def kill_tagged(tag: str, within: float = 2.0) -> None:
+    """SIGKILL every process carrying ``tag``, and wait (a little) until they are gone."""
+    pids = tagged_pids(tag)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + within
+    for pid in pids:
+        wait_gone(pid, max(0.0, deadline - time.monotonic()))
 
 
 def alive(pid: int) -> bool:

@@ -103,10 +103,10 @@ class Kit:
         """One request, answered within ``within`` seconds or recorded as a failure (the spare
         is then replaced, so a hang or crash costs only that request)."""
         self.ctx.redactor.add_json(params)
-        target = spare
         t0 = time.monotonic()
         try:
-            target = target or self.spare()
+            target = spare or self.spare()
+            t0 = time.monotonic()  # the request's time, not the spare's start
             target.client.timeout = within
             answer = Answer.from_response(target.client.call(op, **params))
         except AdapterFailure as exc:
