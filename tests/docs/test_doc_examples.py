@@ -7,6 +7,7 @@ directory that holds a folder named ``pgkms``; the console script explains a mis
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -90,9 +91,9 @@ def test_bundled_adapter_starts_beside_a_folder_named_pgkms(tmp_path: Path) -> N
 def test_console_script_names_the_missing_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = cli.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        cli.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name, *a: None if name == "jsonschema" else real(name, *a),
     )

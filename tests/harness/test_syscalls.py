@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pgkms_conformance.bundled import BUNDLED
@@ -107,7 +108,7 @@ def test_upgrade_entries_name_the_old_cluster() -> None:
 # -- the cross-check on the bundled implementations ------------------------------------------------
 
 
-def _same(adapter: TracedAdapter, op: str, datadir: Path, **params: object) -> None:
+def _same(adapter: TracedAdapter, op: str, datadir: Path, **params: Any) -> None:
     response, derived = adapter.call(op, str(datadir), trace_fs=True, **params)
     assert response.ok, response.error_code
     assert derived.unknown == []
