@@ -124,19 +124,27 @@ Attribute = Callable[[Answer, Answer], tuple[str, ...]]
 
 def differential(ctx: Context, op: str, params: Json, attribute: Attribute) -> Mismatch | None:
     """Ask the oracle and the IUT the same thing; a disagreement is attributed by ``attribute``."""
+    return compare(ctx, op, params, attribute)[0]
+
+
+def compare(
+    ctx: Context, op: str, params: Json, attribute: Attribute
+) -> tuple[Mismatch | None, Answer]:
+    """:func:`differential`, also returning the IUT's answer for checks of its message."""
     expected = oracle(op, params)
     found = ctx.ask(op, params)
     request = (Request(op, params),)
     if leaked_secret(params, found):
-        return Mismatch(
+        leak = Mismatch(
             ("ERR_01",),
             "an error message without secrets",
             f"error {found.code} whose message contains a secret from the request",
             request,
         )
+        return leak, found
     if found.agrees_with(expected):
-        return None
-    return Mismatch(attribute(expected, found), expected.summary(), found.summary(), request)
+        return None, found
+    return Mismatch(attribute(expected, found), expected.summary(), found.summary(), request), found
 
 
 # -- attribution tables ---------------------------------------------------------------------

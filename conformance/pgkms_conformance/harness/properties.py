@@ -28,6 +28,7 @@ from pgkms_conformance.harness.checks import (
     attribute_record,
     attribute_sql_unwrap,
     attribute_unwrap,
+    compare,
     differential,
     fixed,
     length_rule,
@@ -36,6 +37,7 @@ from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle, seal
 from pgkms_conformance.harness.redact import describe
 from pgkms_conformance.harness.session import RunAborted
 from pgkms_conformance.protocol.client import AdapterFailure
+from pgkms_conformance.vectors.runner import command_quotes_in
 
 Check = Callable[[Context, Json], Mismatch | None]
 
@@ -258,14 +260,24 @@ def printf_command(output: bytes) -> str:
     return "printf '" + "".join(f"\\{b:03o}" for b in output) + "'"
 
 
+# A failing command that first prints an inline passphrase (PASS_10: the message must quote
+# neither); letters and digits only, the shape the message check looks for.
+_INLINE = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    min_size=16,
+    max_size=40,
+)
+
+
 @st.composite
 def _command(draw: st.DrawFn) -> Json:
     purpose = draw(st.sampled_from(["bootstrap", "startup", "rotation"]))
     kind = draw(st.integers(0, 5))
+    inline = f"printf '%s' {draw(_INLINE)}; " if draw(st.booleans()) else ""
     if kind == 0:
-        command = f"exit {draw(st.integers(1, 255))}"
+        command = f"{inline}exit {draw(st.integers(1, 255))}"
     elif kind == 1:
-        command = "kill -9 $$"
+        command = f"{inline}kill -9 $$"
     else:
         output = draw(st.binary(min_size=60, max_size=90))
         if draw(st.booleans()):
@@ -282,12 +294,20 @@ def attribute_command(expected: Answer, found: Answer) -> tuple[str, ...]:
 
 def check_command(ctx: Context, p: Json) -> Mismatch | None:
     expected = oracle("run_passphrase_command", p)
-    mismatch = differential(ctx, "run_passphrase_command", p, attribute_command)
+    mismatch, found = compare(ctx, "run_passphrase_command", p, attribute_command)
     if mismatch is not None and expected.code in ("passphrase_too_short", "passphrase_too_long"):
         # The command ran; the length rule decided.
         length = 1025 if expected.code == "passphrase_too_long" else 0
         reqs = (length_rule(p["purpose"], length),)
         return Mismatch(reqs, mismatch.expected, mismatch.found, mismatch.requests)
+    quoted = 0 if found.ok else command_quotes_in(p["command"], found.message)
+    if mismatch is None and quoted:
+        return Mismatch(
+            ("PASS_10",),
+            "a message without the command's text",
+            f"error {found.code} whose message repeats {quoted} of the command's long tokens",
+            (Request("run_passphrase_command", p),),
+        )
     return mismatch
 
 
@@ -350,7 +370,7 @@ PROPERTIES: tuple[Property, ...] = (
     Property(
         "run_passphrase_command",
         ("run_passphrase_command",),
-        ("PASS_01", "PASS_03"),
+        ("PASS_01", "PASS_03", "PASS_10"),
         _command(),
         check_command,
         "raw command output, failing and killed commands",

@@ -387,17 +387,20 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
 _COMMAND_TOKEN: Final = re.compile(r"[A-Za-z0-9]{12,}")
 
 
+def command_quotes_in(command: str, message: str) -> int:
+    """PASS_10: how many of ``command``'s long tokens (or the whole command) ``message`` repeats."""
+    quoted = sum(1 for t in _COMMAND_TOKEN.findall(command) if t in message)
+    return quoted + (1 if command and command in message else 0)
+
+
 def _check_message_quotes_no_command(params: Json, response: Response) -> None:
     """PASS_10: a failed command's message carries neither the command's text nor its output."""
-    command, message = str(params.get("command", "")), response.error_message or ""
-    quoted = [t for t in _COMMAND_TOKEN.findall(command) if t in message]
-    if command and command in message:
-        quoted.append(command)
+    quoted = command_quotes_in(str(params.get("command", "")), response.error_message or "")
     if quoted:
         raise _Verdict(
             "the error message quotes the passphrase command (PASS_10)",
             "a message without the command's text",
-            f"a message repeating {len(quoted)} of its long tokens",
+            f"a message repeating {quoted} of its long tokens",
             "PASS_10",
         )
 

@@ -2,19 +2,27 @@
 
 ``python run_harness_child.py CONFIG_JSON``: the harness is run as a user runs it (its own
 process, so its peak memory and its descendants are its own), against the IUT command and
-stages the config names. Printed: wall-clock seconds, peak RSS (KiB, ``ru_maxrss``), the abort
+stages the config names. Printed: wall-clock seconds, peak RSS (KiB, ``VmHWM``: ``ru_maxrss``
+would include the pytest process this one was forked from), the abort
 kind, and the failed cases (name, requirements, found, detail).
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
 from pgkms_conformance.harness.model import Verdict
 from pgkms_conformance.harness.run import Config, run_harness
+
+
+def own_peak_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
 def main() -> None:
@@ -36,7 +44,7 @@ def main() -> None:
     ]
     out = {
         "elapsed": elapsed,
-        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kib": own_peak_kib(),
         "aborted": report.aborted.kind if report.aborted else None,
         "aborted_tail": list(report.aborted.stderr_tail) if report.aborted else [],
         "cases": len(report.cases),
