@@ -28,7 +28,7 @@ def test_a_command_that_never_ends_is_killed_after_its_timeout() -> None:
         answer, took = _run(adapter, f"sleep {marker}", 2)
         assert code(answer) == "passphrase_command_timeout"
         assert 2.0 <= took < 3.0  # PASS_08: within one second after the timeout
-        assert wait_until_gone(marker, 0.5) == []
+        assert wait_until_gone(marker, 5.0) == []
         # the session goes on: the next command runs normally
         answer, _ = _run(adapter, "printf %070d 0", None)
         assert answer["ok"], answer
@@ -41,7 +41,7 @@ def test_a_daemon_holding_standard_output_has_not_finished() -> None:
         answer, took = _run(adapter, f"sleep {marker} & printf %070d 0", 1)
         assert code(answer) == "passphrase_command_timeout"
         assert 1.0 <= took < 2.0
-        assert wait_until_gone(marker, 0.5) == []
+        assert wait_until_gone(marker, 5.0) == []
 
 
 @pytest.mark.req("PASS_09", "PASS_01")
@@ -52,7 +52,7 @@ def test_a_background_process_of_a_successful_command_does_not_outlive_it() -> N
         assert answer["ok"], answer
         assert answer["result"] == {"passphrase": (b"0" * 70).hex()}
         assert took < 2.0
-        assert wait_until_gone(marker, 0.5) == []
+        assert wait_until_gone(marker, 5.0) == []
 
 
 @pytest.mark.req("PASS_09", "ADP_06")
@@ -66,7 +66,7 @@ def test_sigterm_to_the_adapter_ends_the_running_command() -> None:
             time.sleep(0.02)
         os.kill(adapter.proc.pid, signal.SIGTERM)
         assert adapter.proc.wait(timeout=2) == 128 + signal.SIGTERM
-        assert wait_until_gone(marker, 0.5) == []
+        assert wait_until_gone(marker, 5.0) == []
 
 
 @pytest.mark.req("ADP_06")

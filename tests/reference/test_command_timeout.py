@@ -35,7 +35,10 @@ def _wait_for(path: Path, seconds: float = 20) -> int:
     raise AssertionError(f"{path} never appeared")
 
 
-def _gone_soon(pgid: int, seconds: float = 2) -> bool:
+def _gone_soon(pgid: int, seconds: float = 5) -> bool:
+    """The group has no live process within ``seconds``. A command nobody killed (``sleep
+    1000``) would still run then; the bound is generous because SIGKILL takes effect only when
+    the target is next scheduled, which on a loaded machine can be long after ``kill()``."""
     deadline = time.monotonic() + seconds
     while not group_gone(pgid):
         if time.monotonic() > deadline:
@@ -58,7 +61,7 @@ def test_a_command_that_never_ends_times_out_and_leaves_nothing(tmp_path: Path) 
     assert done.returncode == 1
     assert error_code(done) == "passphrase_command_timeout"
     assert 2 <= took < 4, took  # the timeout, plus the interpreter's start
-    assert _gone_soon(_wait_for(pid_file), 0.1)
+    assert _gone_soon(_wait_for(pid_file))
 
 
 @pytest.mark.req("PASS_08")
@@ -71,7 +74,7 @@ def test_a_daemon_holding_stdout_keeps_the_command_unfinished(tmp_path: Path) ->
         run_passphrase_command(command, timeout=1)
     took = time.monotonic() - started
     assert 1 <= took < 2, took  # PASS_08: within one second after the timeout
-    assert _gone_soon(_wait_for(pid_file), 0.1)
+    assert _gone_soon(_wait_for(pid_file))
 
 
 @pytest.mark.req("PASS_09")
@@ -81,7 +84,7 @@ def test_a_daemon_that_closed_stdout_is_killed_at_the_end(tmp_path: Path) -> Non
     command = _pid_command(pid_file, f"(sleep 1000 >/dev/null 2>&1 &); {passphrase}")
     output = run_passphrase_command(command, timeout=10)
     assert output.head.reveal() == OLD
-    assert _gone_soon(_wait_for(pid_file), 0.1)
+    assert _gone_soon(_wait_for(pid_file))
 
 
 @pytest.mark.req("PASS_08")
@@ -113,7 +116,7 @@ def test_stopping_pgkms_kills_the_commands_group(
         verify.wait(timeout=10)
     assert verify.returncode == status
     assert b"Traceback" not in err and err.count(b"\n") == 1
-    assert _gone_soon(pgid, 0.1)
+    assert _gone_soon(pgid)
 
 
 def _adapter(*requests: dict[str, object]) -> subprocess.Popen[bytes]:
@@ -151,7 +154,7 @@ def test_the_adapter_honours_the_timeout_field(tmp_path: Path) -> None:
         None,
     ]
     assert took < 3, took
-    assert _gone_soon(_wait_for(pid_file), 0.1)
+    assert _gone_soon(_wait_for(pid_file))
 
 
 @pytest.mark.req("PASS_09", "ADP_06")
@@ -174,4 +177,4 @@ def test_sigterm_to_the_adapter_kills_the_commands_group(tmp_path: Path) -> None
         proc.wait(timeout=10)
     assert proc.returncode == 143
     assert b"Traceback" not in err
-    assert _gone_soon(pgid, 0.1)
+    assert _gone_soon(pgid)
