@@ -179,7 +179,7 @@ def _operations(d: Definition) -> str:
         f"The JSON Schemas of ``{d.name}`` (``pgkms_conformance/protocol/schemas/v1/``) say "
         "the same, generated from the same definition.\n"
     )
-    body = [_heading("Operations", "-"), intro, _envelope(d), summary]
+    body = [_heading("Operations", "-"), intro, summary, _envelope(d)]
     body.extend(_operation(op, d) for op in d.operations)
     return "\n".join(body)
 
