@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from pgkms_conformance.protocol.definition import DefinitionError
+from pgkms_conformance.protocol.definition import REPO_ROOT, DefinitionError
 from pgkms_conformance.protocol.generate import drift, write
 
 
@@ -20,17 +21,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("generate", "check"),
         help="generate: rewrite the generated files; check: fail if any differs",
     )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=REPO_ROOT,
+        help="the source tree holding the generated files (default: this checkout)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "generate":
-            changed = write()
+            changed = write(args.root)
             for path in changed:
                 print(f"wrote {path}")
             print(f"{len(changed)} file(s) changed")
             return 0
-        problems = drift()
+        problems = drift(args.root)
     except DefinitionError as exc:
         sys.stderr.write(f"pgkms-conformance protocol: {exc}\n")
         return 2
