@@ -22,6 +22,7 @@ from pgkms_conformance.harness.cli import configure as configure_run
 from pgkms_conformance.protocol import definition as protocol_definition
 from pgkms_conformance.protocol import generate, schema
 from pgkms_conformance.protocol.definition import Definition, DefinitionError, TypeSpec
+from pgkms_conformance.vectors import schemas as vector_schemas
 from pgkms_independent.adapter import PARAMETERS, Param, hello_result
 
 pytestmark = pytest.mark.req("ADP_01", "ADP_02", "ADP_03", "ADP_04", "ADP_05", "ADP_06")
@@ -303,3 +304,44 @@ def test_the_definition_is_what_the_generators_read(tmp_path: Path) -> None:
     assert "cleartext" in request["properties"] and "plaintext" not in request["properties"]
     assert "``cleartext``" in files[generate.CHAPTER_PART]
     assert "``cleartext``" in files[generate.GUIDE_PART]
+
+
+# -- the vector schemas' op table agrees with the definition -------------------------------------
+# vectors/schemas.py describes vector files, not messages: a directory is a listing, not a path;
+# decode_record's file_id is always written (null or an id); expected values are judged by the
+# runner. Its names and sizes must still be the protocol's.
+VECTOR_ONLY_OPS = {"accumulated_wrap"}  # expanded by runners into wrap requests
+VECTOR_ONLY_EXPECTED = {"datadir"}  # the directory's listing after the operation
+
+
+def _exact_size(prop: dict[str, Any]) -> int | None:
+    if prop.get("type") == "array":
+        return _exact_size(prop["items"])
+    match = re.fullmatch(r"\^\[0-9a-f\]\{(\d+)\}\$", prop.get("pattern", ""))
+    return int(match.group(1)) // 2 if match else None
+
+
+def _definition_size(spec: TypeSpec) -> int | None:
+    spec = _resolved(spec)
+    if spec.type == "list":
+        assert spec.items is not None
+        return spec.items.bytes
+    return spec.bytes
+
+
+@pytest.mark.parametrize("op", sorted(set(vector_schemas.OPS) - VECTOR_ONLY_OPS))
+def test_vector_schema_ops_use_the_definitions_names_and_sizes(op: str) -> None:
+    inputs, required_in, outputs, required_out = vector_schemas.OPS[op]
+    operation = DEFINITION.operation(op)
+    request = {f.name: f for f in operation.request}
+    result = {f.name: f for f in operation.result}
+    assert set(inputs) <= set(request)
+    assert {name for name, f in request.items() if not f.optional} <= set(required_in)
+    assert set(outputs) - VECTOR_ONLY_EXPECTED <= set(result)
+    assert {name for name, f in result.items() if not f.optional} <= set(required_out)
+    for name, prop in inputs.items():
+        if _exact_size(prop) is not None:
+            assert _exact_size(prop) == _definition_size(request[name].spec), name
+    for name, prop in outputs.items():
+        if _exact_size(prop) is not None:
+            assert _exact_size(prop) == _definition_size(result[name].spec), name
