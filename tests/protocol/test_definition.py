@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pgkms.adapter import FEATURES, OPERATIONS
+from pgkms.adapter import FEATURES, OPERATIONS, handle_line
 from pgkms_conformance.cli import main
 from pgkms_conformance.harness.cli import configure as configure_run
 from pgkms_conformance.protocol import definition as protocol_definition
 from pgkms_conformance.protocol import generate, schema
 from pgkms_conformance.protocol.definition import Definition, DefinitionError, TypeSpec
 from pgkms_conformance.vectors import schemas as vector_schemas
-from pgkms_independent.adapter import PARAMETERS, Param, hello_result
+from pgkms_independent.adapter import PARAMETERS, Param, answer, hello_result
 
 pytestmark = pytest.mark.req("ADP_01", "ADP_02", "ADP_03", "ADP_04", "ADP_05", "ADP_06")
 
@@ -345,3 +345,48 @@ def test_vector_schema_ops_use_the_definitions_names_and_sizes(op: str) -> None:
     for name, prop in outputs.items():
         if _exact_size(prop) is not None:
             assert _exact_size(prop) == _definition_size(result[name].spec), name
+
+
+# -- both adapters enforce the definition's sizes --------------------------------------------------
+def _value(spec: TypeSpec, datadir: str, wrong: bool = False) -> Any:
+    """A value of the type; with ``wrong``, one byte too many in its (first) byte string."""
+    spec = _resolved(spec)
+    if spec.type == "hex":
+        return "00" * ((spec.bytes if spec.bytes is not None else 64) + (1 if wrong else 0))
+    if spec.type == "list":
+        assert spec.items is not None and spec.count is not None
+        items = [_value(spec.items, datadir) for _ in range(spec.count)]
+        if wrong:
+            items[0] = _value(spec.items, datadir, wrong=True)
+        return items
+    if spec.type == "integer":
+        return 0
+    if spec.type == "enum":
+        return spec.values[0]
+    return datadir  # text: the only text fields with a size-checked neighbour are directories
+
+
+def _sized_fields() -> list[tuple[str, str]]:
+    return [
+        (op.name, f.name)
+        for op in DEFINITION.capability_operations
+        for f in op.request
+        if _definition_size(f.spec) is not None
+    ]
+
+
+@pytest.mark.parametrize(("op", "field"), _sized_fields())
+def test_both_adapters_refuse_a_byte_string_of_another_size(
+    op: str, field: str, tmp_path: Path
+) -> None:
+    operation = DEFINITION.operation(op)
+    datadir = str(tmp_path / "pgdata")
+    request: dict[str, Any] = {"id": 7, "op": op}
+    for f in operation.request:
+        if not f.optional or f.name == field:
+            request[f.name] = _value(f.spec, datadir, wrong=f.name == field)
+    line = json.dumps(request).encode()
+    for answered in (handle_line(line)[0], answer(line)[0]):
+        assert answered["ok"] is False
+        assert answered["error"]["code"] == "malformed_request", answered
+    assert not (tmp_path / "pgdata").exists()  # refused before any effect
