@@ -89,6 +89,9 @@ def _document() -> dict[str, Any]:
         (lambda d: d["operations"][3]["request"][3].update(flag="x"), "unknown feature flag"),
         (lambda d: d["operations"][3].update(requirements=["WRAP_1"]), "not requirement ids"),
         (lambda d: d["operations"][3]["request"][0].update(size=3), "unknown key(s) size"),
+        (lambda d: d["operations"][3]["request"][0].update(bytes="32"), "'bytes' must be an int"),
+        (lambda d: d["limits"][0].pop("value"), "'value' must be a number"),
+        (lambda d: d["protocol"].update(version=2), "version 2, this toolkit knows 1"),
     ],
 )
 def test_an_inconsistent_definition_is_a_typed_error_naming_the_place(

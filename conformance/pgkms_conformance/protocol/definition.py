@@ -216,6 +216,13 @@ def _requirements(table: dict[str, Any], where: str) -> tuple[str, ...]:
     return ids
 
 
+def _number(table: dict[str, Any], where: str) -> float:
+    value = table.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise DefinitionError(f"{where}: 'value' must be a number")
+    return value
+
+
 def _type_spec(table: dict[str, Any], where: str, known: frozenset[str]) -> TypeSpec:
     kind = table.get("type")
     if kind not in known:
@@ -230,6 +237,10 @@ def _type_spec(table: dict[str, Any], where: str, known: frozenset[str]) -> Type
         raise DefinitionError(f"{where}: 'items' belongs to lists only")
     if kind == "enum" and not table.get("values"):
         raise DefinitionError(f"{where}: an enum needs 'values'")
+    for key in ("bytes", "min_bytes", "max_bytes", "min_length", "count"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise DefinitionError(f"{where}: '{key}' must be an integer")
     return TypeSpec(
         type=str(kind),
         bytes=table.get("bytes"),
@@ -364,8 +375,14 @@ def parse(document: dict[str, Any]) -> Definition:
         if not set(op.fields) <= entry_names:
             raise DefinitionError(f"trace op {op.op!r}: fields not among [[trace_fields]]")
     pipelining = document.get("pipelining", {})
+    version = protocol.get("version")
+    if version != 1:
+        raise DefinitionError(f"protocol: version {version!r}, this toolkit knows 1")
+    window = pipelining.get("window")
+    if not isinstance(window, int) or window < 1:
+        raise DefinitionError("pipelining: 'window' must be a positive integer")
     definition = Definition(
-        version=int(protocol.get("version", 0)),
+        version=version,
         name=_text(protocol, "name", "protocol"),
         schema_id_base=_text(protocol, "schema_id_base", "protocol"),
         requirements=_requirements(protocol, "protocol"),
@@ -386,14 +403,14 @@ def parse(document: dict[str, Any]) -> Definition:
             for t in document.get("environment", [])
         ),
         pipelining=Pipelining(
-            window=int(pipelining.get("window", 0)),
+            window=window,
             rules=_strings(pipelining, "rules", "pipelining"),
             requirements=_requirements(pipelining, "pipelining"),
         ),
         limits=tuple(
             Limit(
                 name=_text(t, "name", "a limit"),
-                value=t["value"],
+                value=_number(t, f"limit {t.get('name')!r}"),
                 unit=_text(t, "unit", f"limit {t.get('name')!r}"),
                 doc=_text(t, "doc", f"limit {t.get('name')!r}"),
                 source=t.get("source"),
@@ -407,8 +424,6 @@ def parse(document: dict[str, Any]) -> Definition:
     names = [op.name for op in definition.operations]
     if len(set(names)) != len(names):
         raise DefinitionError("operations: a name appears twice")
-    if definition.version != 1:
-        raise DefinitionError(f"protocol: version {definition.version}, this toolkit knows 1")
     return definition
 
 
