@@ -123,3 +123,14 @@ def vectors_check(session: nox.Session) -> None:
 
 
 nox.options.sessions.append("vectors_check")
+
+
+@nox.session
+def protocol_check(session: nox.Session) -> None:
+    """The schemas, the spec chapter's sections and the guide's table generated from
+    spec/adapter-protocol.toml equal what is committed (regenerate: ``protocol generate``)."""
+    _install(session)
+    session.run("pgkms-conformance", "protocol", "check")
+
+
+nox.options.sessions.append("protocol_check")

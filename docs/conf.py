@@ -15,7 +15,8 @@ release = "0.1.0"
 
 extensions = ["sphinx.ext.autodoc", "pgkms_cli", "pgkms_docstrings"]
 root_doc = "index"
-exclude_patterns = ["_build", "examples"]
+# generated/: tables generated from the protocol definition, included by their pages.
+exclude_patterns = ["_build", "examples", "generated"]
 html_theme = "alabaster"
 html_title = "pgkms user guide"
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}  # never fetch anything

@@ -22,7 +22,8 @@ if (HERE / "_ext" / "pgkms_crash.py").exists():
     extensions.append("pgkms_crash")
 
 root_doc = "index"
-exclude_patterns = ["_build"]
+# chapters/generated/: sections generated from definitions, included by their chapters.
+exclude_patterns = ["_build", "chapters/generated"]
 templates_path: list[str] = []
 html_theme = "alabaster"
 html_static_path: list[str] = []

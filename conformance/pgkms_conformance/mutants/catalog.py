@@ -526,6 +526,31 @@ def no_directory_fsync() -> None:
     set_method("disk", "_Walk", "sync_here", lambda self: None)  # the removal's own fsyncs
 
 
+def create_traced_at_first_write() -> None:
+    """A file written in two writes is traced at the first, with that write's size: the trace
+    breaks ADP_05's open-then-write rule (one ``create``, every byte written, listed when the
+    file is complete) while the disk, the fsyncs and their order stay right."""
+    disk = module("disk")
+
+    def write_new_file(path: str, data: bytes, mode: int) -> None:
+        def action() -> None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            try:
+                os.fchmod(fd, mode)
+                half = len(data) // 2
+                os.write(fd, data[:half])
+                disk._note("create", path, mode=mode, size=half)
+                os.write(fd, data[half:])
+                os.fsync(fd)
+                disk._note("fsync", path)
+            finally:
+                os.close(fd)
+
+        disk._guard("create", path, action)
+
+    rebind("disk", "write_new_file", write_new_file)
+
+
 def _swap_without(*skipped: int) -> Callable[..., None]:
     """``Cluster._swap_in`` (rotation's and upgrade's swap) leaving out some of its syncs,
     numbered in order: 0 tmp dir, 1 PGDATA after tmp, 2 PGDATA after removal, 3 after rename."""
@@ -678,6 +703,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "REC_05",
         "with no valid set, tmp is renamed into place anyway",
         recovery_adopts_invalid_tmp,
+    ),
+    Mutant(
+        "create_traced_at_first_write",
+        "ADP_05",
+        "a file created and then written twice is traced at its first write, with that size",
+        create_traced_at_first_write,
     ),
     Mutant("no_directory_fsync", "DISK_07", "directories are never fsynced", no_directory_fsync),
     Mutant(

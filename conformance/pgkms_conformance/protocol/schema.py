@@ -2,6 +2,8 @@
 
 One schema per request and per response of every operation, plus ``common.json`` (hex shapes)
 and ``error.json`` (ADP_03), all draft 2020-12 and strict (``additionalProperties: false``).
+They are generated from the protocol's definition, ``spec/adapter-protocol.toml``
+(``pgkms-conformance protocol generate``); edit the definition, never the files.
 ``validate_request`` / ``validate_response`` raise ``SchemaViolation`` naming the operation,
 the direction and the JSON path of the first offending value.
 
