@@ -8,7 +8,7 @@ from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError, error_codes
 from pgkms.fs import FileSystem, OsFileSystem
 from pgkms.kdf import WrapKeys, derive_kek, split_internal_key
-from pgkms.keyset import InternalKeys
+from pgkms.keydir import InternalKeys
 from pgkms.passphrase import Purpose, acquire_passphrase, check_passphrase, substitute
 from pgkms.randomness import RandomSource, ScriptedRandom, system_random
 from pgkms.record import KeyRecord, decode_record, encode_record

@@ -7,7 +7,7 @@ import contextlib
 from pgkms.errors import KeysAlreadyExist, KeyStoreError, KmsError, SymlinkRefused
 from pgkms.fs import FileSystem, OsFileSystem, join
 from pgkms.kdf import derive_kek
-from pgkms.keyset import (
+from pgkms.keydir import (
     InternalKeys,
     discard_quietly,
     generate_internal_keys,

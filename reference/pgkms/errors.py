@@ -199,7 +199,7 @@ def error_codes() -> dict[str, type[KmsError]]:
 
     Complete: a raisable class is listed even when it has subclasses (``InputError`` is raised
     itself and is also the base of ``HexInvalid``). Stable: only this module's classes count, so
-    importing ``pgkms.adapter``, whose protocol errors subclass ``KmsError``, changes nothing.
+    importing ``pgkms.tools.adapter``, whose protocol errors subclass ``KmsError``, changes nothing.
     """
     return {
         cls.code: cls

@@ -31,7 +31,7 @@ from pgkms.errors import (
 )
 from pgkms.fs import FileSystem, join
 from pgkms.kdf import WrapKeys
-from pgkms.keyset import load_key_set, remove_tree
+from pgkms.keydir import load_key_set, remove_tree
 from pgkms.layout import KEY_DIR, KEY_TMP_DIR, LOCK_TIMEOUT
 from pgkms.shown import shown
 

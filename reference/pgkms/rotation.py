@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pgkms.fs import FileSystem, OsFileSystem
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, replace_key_set, wrap_key_set
+from pgkms.keydir import InternalKeys, replace_key_set, wrap_key_set
 from pgkms.layout import LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.randomness import RandomSource, system_random

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgkms.errors import WrappedTooShort
-from pgkms.keyset import InternalKeys, split_sql_key
+from pgkms.keydir import InternalKeys, split_sql_key
 from pgkms.layout import WRAPPED_MIN_LEN
 from pgkms.randomness import RandomSource, system_random
 from pgkms.secret import Secret

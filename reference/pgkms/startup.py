@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pgkms.fs import FileSystem, OsFileSystem, join
 from pgkms.kdf import WrapKeys, derive_kek
-from pgkms.keyset import InternalKeys, load_key_set
+from pgkms.keydir import InternalKeys, load_key_set
 from pgkms.layout import KEY_DIR, LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.recovery import recover

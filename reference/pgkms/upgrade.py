@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pgkms.fs import FileSystem, OsFileSystem, join
 from pgkms.kdf import WrapKeys, derive_kek
-from pgkms.keyset import (
+from pgkms.keydir import (
     NO_RETURN_UPGRADE,
     InternalKeys,
     open_key_set,

@@ -16,7 +16,7 @@ import pytest
 from pgkms.errors import SymlinkRefused
 from pgkms.fs import OsFileSystem
 from pgkms.kdf import derive_kek
-from pgkms.keyset import remove_tree
+from pgkms.keydir import remove_tree
 from pgkms.recovery import recover
 from pgkms.secret import Secret
 

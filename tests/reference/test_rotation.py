@@ -10,7 +10,7 @@ from pgkms.bootstrap import bootstrap
 from pgkms.errors import KeyDirectoryMissing, NoValidKeySet, PassphraseTooShort, WrongPassphrase
 from pgkms.fs import OsFileSystem
 from pgkms.kdf import derive_kek
-from pgkms.keyset import wrap_key_set, write_key_set
+from pgkms.keydir import wrap_key_set, write_key_set
 from pgkms.randomness import ScriptedRandom
 from pgkms.recovery import RECOVERY_TABLE, Decision, DirState, decide, recover
 from pgkms.rotation import rotate
