@@ -7,8 +7,8 @@ implements. The public surface is re-exported here.
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError, error_codes
 from pgkms.fs import FileSystem, OsFileSystem
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import WrapKeys, derive_kek, split_internal_key
-from pgkms.keydir import InternalKeys
 from pgkms.passphrase import Purpose, acquire_passphrase, check_passphrase, substitute
 from pgkms.randomness import RandomSource, ScriptedRandom, system_random
 from pgkms.record import KeyRecord, decode_record, encode_record

@@ -18,8 +18,8 @@ from pgkms.errors import (
     RecordSizeInvalid,
     error_codes,
 )
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import derive_kek
-from pgkms.keydir import InternalKeys
 from pgkms.passphrase import run_passphrase_command
 from pgkms.record import KeyRecord, decode_record, encode_record
 from pgkms.secret import Secret

@@ -19,8 +19,8 @@ from pgkms import __version__
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError
 from pgkms.fs import FileSystem, OsFileSystem
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import WrapKeys, derive_kek
-from pgkms.keydir import InternalKeys
 from pgkms.layout import (
     ENC_KEY_LEN,
     INTERNAL_KEY_LEN,

@@ -20,8 +20,8 @@ from typing import NoReturn, TextIO
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import HexInvalid, InputError, KmsError
 from pgkms.fs import OsFileSystem
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import derive_kek
-from pgkms.keydir import InternalKeys
 from pgkms.layout import LOCK_TIMEOUT, PASSPHRASE_COMMAND_TIMEOUT
 from pgkms.passphrase import Purpose, acquire_passphrase
 from pgkms.recovery import decide, recover_locked
