@@ -2,8 +2,10 @@
 
 Chapter ``spec/chapters/environment.rst``, the rules for how the key directories are touched:
 ENV_01 (never through a symbolic link), ENV_02 (never block on a special file), ENV_03 (a bounded
-read of a key file) and ENV_04 (removal of any depth without recursion, ``remove_tree``). The
-lock of CONC_01 is reached through ``FileSystem.lock``; it is implemented in ``lock.py``.
+read of a key file) and ENV_04 (removal of any depth without recursion, ``remove_tree``).
+ENV_05 (no more open than the group mode) is checked where a key set is read, in the order of
+DISK_06 (``keydir.py``); the lock of CONC_01 is reached through ``FileSystem.lock`` and
+implemented in ``lock.py``.
 
 Bootstrap, startup, rotation and recovery never touch ``os`` directly. They talk to a
 ``FileSystem``, so that the crash-state explorer can run the very same protocol code on a
