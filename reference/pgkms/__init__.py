@@ -1,7 +1,9 @@
 """pgkms: the reference implementation of PostgreSQL's kms_v10 cluster key manager.
 
-Each module mirrors a chapter of the specification (``spec/``) and cites the requirement IDs it
-implements. The public surface is re-exported here.
+The modules of this package are the executable specification: each implements one chapter of
+``spec/chapters/``, names it in its docstring and cites the requirement IDs it implements. The
+plumbing that drives them (the adapter, the ``pgkms`` command, the demo, inspection) lives in
+``pgkms.tools`` and is never imported from here. The public surface is re-exported here.
 """
 
 from pgkms.bootstrap import bootstrap
