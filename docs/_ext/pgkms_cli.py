@@ -1,8 +1,8 @@
 """``.. pgkms-cli:: module:function``: a CLI reference generated from an argparse parser.
 
-The parser is the one the program itself uses (``pgkms.cli.build_parser``), so the reference
-cannot drift from the program: every subcommand becomes a section with its usage line and a
-table of its arguments.
+The parser is the one the program itself uses (``pgkms.tools.cli.build_parser``), so the
+reference cannot drift from the program: every subcommand becomes a section with its usage line
+and a table of its arguments.
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
 """pgkms: the reference implementation of PostgreSQL's kms_v10 cluster key manager.
 
-Each module mirrors a chapter of the specification (``spec/``) and cites the requirement IDs it
-implements. The public surface is re-exported here.
+The modules of this package are the executable specification: each implements one chapter of
+``spec/chapters/``, names it in its docstring and cites the requirement IDs it implements. The
+plumbing that drives them (the adapter, the ``pgkms`` command, the demo, inspection) lives in
+``pgkms.tools`` and is never imported from here. The public surface is re-exported here.
 """
 
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError, error_codes
 from pgkms.fs import FileSystem, OsFileSystem
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import WrapKeys, derive_kek, split_internal_key
-from pgkms.keyset import InternalKeys
 from pgkms.passphrase import Purpose, acquire_passphrase, check_passphrase, substitute
 from pgkms.randomness import RandomSource, ScriptedRandom, system_random
 from pgkms.record import KeyRecord, decode_record, encode_record

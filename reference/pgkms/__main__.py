@@ -2,6 +2,6 @@
 
 import sys
 
-from pgkms.cli import main
+from pgkms.tools.cli import main
 
 sys.exit(main())

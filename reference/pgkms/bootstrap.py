@@ -1,25 +1,22 @@
-"""Bootstrap (initdb): generate the internal keys, write ``pg_cryptokeys/`` (BOOT_01..BOOT_05)."""
+"""Bootstrap (initdb): generate the internal keys, write ``pg_cryptokeys/``.
+
+Chapter ``spec/chapters/bootstrap-startup.rst``, section "Bootstrap": BOOT_01..BOOT_05.
+"""
 
 from __future__ import annotations
 
 import contextlib
 
 from pgkms.errors import KeysAlreadyExist, KeyStoreError, KmsError, SymlinkRefused
-from pgkms.fs import FileSystem, OsFileSystem, join
+from pgkms.fs import FileSystem, OsFileSystem, join, remove_tree
+from pgkms.internal_keys import InternalKeys, generate_internal_keys, wrap_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import (
-    InternalKeys,
-    discard_quietly,
-    generate_internal_keys,
-    read_key_set,
-    remove_tree,
-    wrap_key_set,
-    write_key_files,
-)
+from pgkms.keydir import read_key_set, write_key_files
 from pgkms.layout import KEY_DIR, KEY_DIR_MODE, KEY_TMP_DIR, LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.randomness import RandomSource, system_random
 from pgkms.record import KeyRecord
+from pgkms.rotation import discard_quietly
 from pgkms.secret import Secret
 from pgkms.shown import shown
 

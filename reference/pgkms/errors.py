@@ -1,5 +1,7 @@
 """The typed errors of the key manager, one class per failure kind.
 
+Chapter ``spec/chapters/error-codes.rst``: ERR_01.
+
 Every class carries a stable, machine-readable ``code`` (spec chapter "Error codes", ERR_01).
 The codes are part of the conformance contract: the adapter protocol reports them, the test
 vectors expect them, and a third-party implementation must produce the same code for the same
@@ -199,7 +201,7 @@ def error_codes() -> dict[str, type[KmsError]]:
 
     Complete: a raisable class is listed even when it has subclasses (``InputError`` is raised
     itself and is also the base of ``HexInvalid``). Stable: only this module's classes count, so
-    importing ``pgkms.adapter``, whose protocol errors subclass ``KmsError``, changes nothing.
+    importing ``pgkms.tools.adapter``, whose protocol errors subclass ``KmsError``, changes nothing.
     """
     return {
         cls.code: cls

@@ -1,5 +1,12 @@
 """The filesystem interface: every effect the protocols have on disk goes through it.
 
+Chapter ``spec/chapters/environment.rst``, the rules for how the key directories are touched:
+ENV_01 (never through a symbolic link), ENV_02 (never block on a special file), ENV_03 (a bounded
+read of a key file) and ENV_04 (removal of any depth without recursion, ``remove_tree``).
+ENV_05 (no more open than the group mode) is checked where a key set is read, in the order of
+DISK_06 (``keydir.py``); the lock of CONC_01 is reached through ``FileSystem.lock`` and
+implemented in ``lock.py``.
+
 Bootstrap, startup, rotation and recovery never touch ``os`` directly. They talk to a
 ``FileSystem``, so that the crash-state explorer can run the very same protocol code on a
 simulated filesystem that records each operation and what is durable after it (spec: Crash
@@ -79,11 +86,6 @@ class FileSystem(Protocol):
 
 def join(*parts: str) -> str:
     return "/".join(p.rstrip("/") for p in parts if p)
-
-
-def parent(path: str) -> str:
-    head, _, _ = path.rstrip("/").rpartition("/")
-    return head or "."
 
 
 @contextmanager
@@ -268,3 +270,35 @@ class ForwardingFileSystem:
 
     def rmdir(self, path: str) -> None:
         self.inner.rmdir(path)
+
+
+def remove_tree(fs: FileSystem, directory: str) -> None:
+    """ENV_04: remove ``directory`` and everything in it, one entry at a time, durably.
+
+    Iterative, so no depth of nesting can exhaust the stack; a symbolic link is unlinked
+    itself, never followed (ENV_01), and a directory that is a link is refused. Each
+    directory's entries are removed and the directory fsynced before it goes, so a crash leaves
+    either the whole directory, a durable subset of it, or nothing.
+    """
+    top = fs.stat(directory)
+    if top is not None and top.kind == "symlink":
+        raise SymlinkRefused(
+            f"{shown(directory)}: is a symbolic link; nothing is removed through it"
+        )
+    pending: list[tuple[str, bool]] = [(directory, False)]  # (path, its entries are gone)
+    while pending:
+        path, emptied = pending.pop()
+        if emptied:
+            fs.fsync_dir(path)
+            fs.rmdir(path)
+            continue
+        pending.append((path, True))
+        for name in fs.list_dir(path):
+            entry = join(path, name)
+            st = fs.stat(entry)
+            if st is None:
+                continue
+            if st.kind == "dir":
+                pending.append((entry, False))
+            else:
+                fs.unlink(entry)

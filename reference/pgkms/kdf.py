@@ -1,4 +1,6 @@
-"""Key derivation: cluster passphrase -> KEK encryption key and KEK HMAC key (spec KDF_01).
+"""Key derivation: cluster passphrase -> KEK encryption key and KEK HMAC key.
+
+Chapter ``spec/chapters/key-derivation.rst``: KDF_01.
 
 The 2020 design hashes the passphrase once with SHA-512, with no salt and no iterations. That is
 a weakness of the format (spec: Security considerations, SEC_KDF) which a compatible

@@ -1,5 +1,9 @@
 """Every size, name and byte layout of the design, as data.
 
+Chapter ``spec/chapters/on-disk-format.rst``, section "Sizes and names", renders every constant
+here; the byte layouts are rendered in their own chapters (wrap format, on-disk format). Each
+section below names the chapter its values belong to.
+
 The spec's byte-layout tables are generated from the ``*_LAYOUT`` tables below, so the document
 and the code cannot drift apart. Values pinned by the 2020 patch are marked "(2020)"; they must
 not change, because conforming implementations read and write the patch's files.

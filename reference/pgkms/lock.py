@@ -1,4 +1,6 @@
-"""The data directory's lock and the running-server check (CONC_01..CONC_03).
+"""The data directory's lock and the running-server check.
+
+Chapter ``spec/chapters/environment.rst``, section "Mutual exclusion": CONC_01..CONC_03.
 
 Every procedure that may change the key directories holds an exclusive POSIX record lock on
 ``PGDATA/pg_cryptokeys.lock`` for its whole run. A record lock (``fcntl``/``lockf``), not

@@ -1,9 +1,14 @@
 """Where keys and IVs come from.
 
-Production code draws from the operating system's CSPRNG (spec WRAP_03, KEY_01). Every function
-that needs random bytes takes a ``RandomSource`` so that test vectors and the adapter protocol can
-inject exact bytes and compare outputs byte for byte. The order in which the procedures draw is
-part of the spec (BOOT_03, ROT_03), so a scripted source reproduces any implementation's output.
+Chapter ``spec/chapters/security.rst``, section "Secrets and randomness": keys and IVs come from
+the operating system's CSPRNG (WRAP_03, KEY_01); injected randomness exists only behind test
+interfaces (CONF_04): ``ScriptedRandom`` is built only by test tooling (the adapter's
+``inject_randomness``, the vector generator, the crash explorer, the tests).
+
+Every function that needs random bytes takes a ``RandomSource`` so that test vectors and the
+adapter protocol can inject exact bytes and compare outputs byte for byte. The order in which
+the procedures draw is part of the spec (BOOT_03, ROT_03), so a scripted source reproduces any
+implementation's output.
 """
 
 from __future__ import annotations
@@ -45,7 +50,3 @@ class ScriptedRandom:
             )
         self._next += 1
         return chunk
-
-    @property
-    def remaining(self) -> int:
-        return len(self._chunks) - self._next

@@ -1,4 +1,7 @@
-"""Recovery of an interrupted rotation: the decision table and its execution (REC_01..REC_06).
+"""Recovery of an interrupted rotation: the decision table and its execution.
+
+Chapter ``spec/chapters/rotation-recovery.rst``, section "Recovery": REC_01..REC_06. The
+rotation it recovers from is ``rotation.py`` (ROT_01..ROT_08).
 
 Theory of operation. A rotation (see ``rotation.py``) writes the re-wrapped keys to
 ``pg_cryptokeys_tmp/`` before it touches ``pg_cryptokeys/``; a crash can leave either, both, or
@@ -29,9 +32,9 @@ from pgkms.errors import (
     SymlinkRefused,
     UnwrapError,
 )
-from pgkms.fs import FileSystem, join
+from pgkms.fs import FileSystem, join, remove_tree
+from pgkms.internal_keys import load_key_set
 from pgkms.kdf import WrapKeys
-from pgkms.keyset import load_key_set, remove_tree
 from pgkms.layout import KEY_DIR, KEY_TMP_DIR, LOCK_TIMEOUT
 from pgkms.shown import shown
 

@@ -1,5 +1,7 @@
 """A bytes holder whose repr and str never show the value.
 
+Chapter ``spec/chapters/security.rst``, section "Secrets and randomness": SEC_DIAGNOSTICS.
+
 Keys, passphrases and plaintexts travel inside ``Secret`` so that a stray ``print``, log line,
 assertion message or traceback shows only the length (spec: Security considerations,
 SEC_DIAGNOSTICS).

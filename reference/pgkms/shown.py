@@ -1,5 +1,7 @@
 """Text that is safe to print: paths and lines with their control characters escaped.
 
+Chapter ``spec/chapters/error-codes.rst``: ERR_01 (a message names the file it is about).
+
 A directory entry's name may hold any byte but ``/`` and NUL: a newline in it would forge a
 line of output (an operator or a log parser reading an error would see a second, invented
 message), an escape sequence would drive the terminal. ``shown`` is the one place a path is

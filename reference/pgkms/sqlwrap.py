@@ -1,13 +1,22 @@
-"""SQL-level wrapping of user secrets with the SQL key: ``pg_wrap``, ``pg_unwrap`` (SQL_01..04)."""
+"""SQL-level wrapping of user secrets with the SQL key: ``pg_wrap``, ``pg_unwrap``.
+
+Chapter ``spec/chapters/sql-wrapping.rst``: SQL_01..SQL_04.
+"""
 
 from __future__ import annotations
 
 from pgkms.errors import WrappedTooShort
-from pgkms.keyset import InternalKeys, split_sql_key
+from pgkms.internal_keys import InternalKeys
+from pgkms.kdf import WrapKeys, split_internal_key
 from pgkms.layout import WRAPPED_MIN_LEN
 from pgkms.randomness import RandomSource, system_random
 from pgkms.secret import Secret
 from pgkms.wrap import unwrap, wrap
+
+
+def split_sql_key(keys: InternalKeys) -> WrapKeys:
+    """SQL_01: the SQL key's halves, used by ``pg_wrap`` and ``pg_unwrap``."""
+    return split_internal_key(keys.sql)
 
 
 def pg_wrap(keys: InternalKeys, secret: Secret, random: RandomSource = system_random) -> bytes:

@@ -1,10 +1,15 @@
-"""Startup: recover, read, unwrap and verify every internal key (START_01..START_04)."""
+"""Startup: recover, read, unwrap and verify every internal key.
+
+Chapter ``spec/chapters/bootstrap-startup.rst``, section "Startup": START_01..START_04. The rule
+of START_03 (a wrong passphrase versus a damaged key file) is applied where a key set is opened,
+``internal_keys.open_key_set``, since recovery opens sets too.
+"""
 
 from __future__ import annotations
 
 from pgkms.fs import FileSystem, OsFileSystem, join
+from pgkms.internal_keys import InternalKeys, load_key_set
 from pgkms.kdf import WrapKeys, derive_kek
-from pgkms.keyset import InternalKeys, load_key_set
 from pgkms.layout import KEY_DIR, LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.recovery import recover

@@ -1,4 +1,6 @@
-"""pg_upgrade: carry the old cluster's keys into the new cluster, checked first (UPG_01).
+"""pg_upgrade: carry the old cluster's keys into the new cluster, checked first.
+
+Chapter ``spec/chapters/pg-upgrade.rst``: UPG_01.
 
 The 2020 patch copied ``pg_cryptokeys/`` from the old cluster over the new one whenever both had
 key management on, without checking the passphrase; an upgrade to a cluster initialised with
@@ -10,18 +12,23 @@ anything is written, and the copy uses the same crash-safe swap as rotation.
 from __future__ import annotations
 
 from pgkms.fs import FileSystem, OsFileSystem, join
+from pgkms.internal_keys import InternalKeys, open_key_set
 from pgkms.kdf import WrapKeys, derive_kek
-from pgkms.keyset import (
-    NO_RETURN_UPGRADE,
-    InternalKeys,
-    open_key_set,
-    read_key_set,
-    replace_key_set,
-)
-from pgkms.layout import KEY_DIR, LOCK_TIMEOUT
+from pgkms.keydir import read_key_set
+from pgkms.layout import KEY_DIR, KEY_TMP_DIR, LOCK_TIMEOUT
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.recovery import recover
+from pgkms.rotation import replace_key_set
 from pgkms.secret import Secret
+
+# Both clusters' sets open under the one passphrase, so recovery adopts the copy only once the
+# new cluster's own set is incomplete (REC_02): if the failure came before any file of it was
+# removed, recovery keeps that set and the copy is simply undone.
+NO_RETURN_UPGRADE = (
+    f"the copied keys are complete in {KEY_TMP_DIR}; the next startup (or recovery) completes "
+    f"the copy if the removal of {KEY_DIR} had begun, otherwise it keeps this cluster's own "
+    "keys and the upgrade's key copy must be run again"
+)
 
 
 def copy_keys_for_upgrade(

@@ -1,8 +1,10 @@
 """The wrap format: ``HMAC-SHA256(mac, C) || IV || C`` with ``C = AES-256-CBC(enc, IV, PKCS#7(P))``.
 
-Used for the internal keys under the KEK and for user secrets under the SQL key (spec: Wrap
-format, WRAP_01..WRAP_08). Unwrap performs its checks in the order the spec numbers them, so
-that every implementation reports the same error code for the same malformed input.
+Chapter ``spec/chapters/wrap-format.rst``: WRAP_01..WRAP_08.
+
+Used for the internal keys under the KEK and for user secrets under the SQL key. Unwrap performs
+its checks in the order the spec numbers them, so that every implementation reports the same
+error code for the same malformed input.
 """
 
 from __future__ import annotations

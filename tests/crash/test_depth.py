@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from pgkms.errors import NoValidKeySet
 from pgkms.fs import FileSystem
-from pgkms.keyset import InternalKeys
+from pgkms.internal_keys import InternalKeys
 from pgkms.secret import Secret
 from pgkms.startup import startup
 from pgkms_conformance.crash.explorer import SPEC, Explorer, explore

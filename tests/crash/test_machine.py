@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pgkms.internal_keys import load_key_set, wrap_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import load_key_set, wrap_key_set
 from pgkms.secret import Secret
 from pgkms_conformance.crash.explorer import LEGACY, SPEC, Explorer, Scenario
 from pgkms_conformance.crash.legacy import run_procedure

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from pgkms.errors import NoValidKeySet
 from pgkms.fs import FileSystem, ForwardingFileSystem
+from pgkms.internal_keys import InternalKeys, load_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, load_key_set
 from pgkms.randomness import RandomSource
 from pgkms.rotation import rotate
 from pgkms.secret import Secret

@@ -5,9 +5,9 @@ the old cluster's, never neither; a copy that removes the new keys first is caug
 from __future__ import annotations
 
 import pytest
-from pgkms.fs import FileSystem, join
+from pgkms.fs import FileSystem, join, remove_tree
 from pgkms.kdf import derive_kek
-from pgkms.keyset import read_key_set, remove_tree, write_key_set
+from pgkms.keydir import read_key_set, write_key_set
 from pgkms.layout import KEY_DIR, KEY_TMP_DIR
 from pgkms.randomness import RandomSource
 from pgkms.recovery import recover

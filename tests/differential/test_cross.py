@@ -221,7 +221,7 @@ def test_first_failing_file_wins_over_a_later_key_length_failure() -> None:
     """Regression (divergence found by the differential tests): key 0 fails its HMAC, key 1
     authenticates but unwraps to 70 bytes. START_03 reports the first failing file in id
     order, so the verdict is hmac_mismatch. The reference raised key_length_invalid as soon as
-    it met key 1, ahead of the earlier failure; fixed in pgkms.keyset.open_key_set."""
+    it met key 1, ahead of the earlier failure; fixed in pgkms.internal_keys.open_key_set."""
     with tempfile.TemporaryDirectory() as tmp:
         datadir = _bootstrapped(Path(tmp))
         keydir = datadir / "pg_cryptokeys"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from jsonschema import Draft202012Validator
-from pgkms.adapter import OPERATIONS
 from pgkms.errors import error_codes as reference_codes
+from pgkms.tools.adapter import OPERATIONS
 from pgkms_conformance.protocol import schema
 from pgkms_independent.adapter import PARAMETERS
 from pgkms_independent.failures import Code

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pgkms.cli import build_parser
+from pgkms.tools.cli import build_parser
 
 from .helpers import NEW, OLD, passphrase_command
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from pgkms.errors import SymlinkRefused
-from pgkms.fs import OsFileSystem
+from pgkms.fs import OsFileSystem, remove_tree
 from pgkms.kdf import derive_kek
-from pgkms.keyset import remove_tree
 from pgkms.recovery import recover
 from pgkms.secret import Secret
 

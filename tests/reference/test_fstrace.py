@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pgkms.adapter import handle_line
 from pgkms.fs import OsFileSystem
-from pgkms.fstrace import TracingFileSystem
+from pgkms.tools.adapter import handle_line
+from pgkms.tools.fstrace import TracingFileSystem
 
 PASS = (b"p" * 70).hex()
 OTHER = (b"q" * 70).hex()

@@ -9,8 +9,9 @@ import pytest
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KeyDirectoryMissing, NoValidKeySet, PassphraseTooShort, WrongPassphrase
 from pgkms.fs import OsFileSystem
+from pgkms.internal_keys import wrap_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import wrap_key_set, write_key_set
+from pgkms.keydir import write_key_set
 from pgkms.randomness import ScriptedRandom
 from pgkms.recovery import RECOVERY_TABLE, Decision, DirState, decide, recover
 from pgkms.rotation import rotate

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import HmacMismatch, KeyLengthInvalid, WrappedLengthInvalid, WrappedTooShort
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import derive_kek, split_internal_key
-from pgkms.keyset import InternalKeys
 from pgkms.randomness import ScriptedRandom
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap

@@ -23,7 +23,7 @@ from pgkms.errors import (
     RecordIdMismatch,
     WrongPassphrase,
 )
-from pgkms.keyset import InternalKeys
+from pgkms.internal_keys import InternalKeys
 from pgkms.layout import PASSPHRASE_PROMPT
 from pgkms.passphrase import substitute
 from pgkms.randomness import ScriptedRandom

@@ -37,8 +37,8 @@ from typing import Final
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError
 from pgkms.fs import FileSystem, Stat, join
+from pgkms.internal_keys import InternalKeys, load_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, load_key_set
 from pgkms.layout import INTERNAL_KEY_LEN, IV_LEN, KEY_DIR, KEY_TMP_DIR, KeyId
 from pgkms.randomness import RandomSource, ScriptedRandom
 from pgkms.recovery import decide

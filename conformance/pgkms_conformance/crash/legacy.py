@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 
 from pgkms.fs import FileSystem, join
+from pgkms.internal_keys import InternalKeys, load_key_set, wrap_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, load_key_set, wrap_key_set
 from pgkms.layout import KEY_DIR, KEY_DIR_MODE, KEY_FILE_MODE, KEY_FILE_NAMES, KEY_TMP_DIR
 from pgkms.passphrase import Purpose, check_passphrase
 from pgkms.randomness import RandomSource

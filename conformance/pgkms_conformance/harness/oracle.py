@@ -1,6 +1,6 @@
 """The oracle: the reference implementation, in process, answering adapter requests.
 
-Asking ``pgkms.adapter.handle_line`` (the reference adapter's own dispatcher) means the oracle
+Asking ``pgkms.tools.adapter.handle_line`` (the reference adapter's own dispatcher) means the oracle
 and the reference adapter cannot disagree about what a request means; no subprocess, no pipes.
 ``Answer`` is the common shape of an oracle's and an IUT's reply.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pgkms.adapter import handle_line
+from pgkms.tools.adapter import handle_line
 
 from pgkms_conformance.harness.redact import describe_field
 from pgkms_conformance.protocol.client import Response

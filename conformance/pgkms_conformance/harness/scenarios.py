@@ -22,8 +22,9 @@ from pathlib import Path
 
 from pgkms.bootstrap import bootstrap as ref_bootstrap
 from pgkms.fs import OsFileSystem
+from pgkms.internal_keys import InternalKeys, wrap_key_set
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys, wrap_key_set, write_key_set
+from pgkms.keydir import write_key_set
 from pgkms.layout import KeyId
 from pgkms.randomness import ScriptedRandom
 from pgkms.rotation import rotate as ref_rotate

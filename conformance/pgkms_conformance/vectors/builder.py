@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pgkms.adapter import handle_line
+from pgkms.tools.adapter import handle_line
 
 from pgkms_conformance.ids import CITABLE_ID_RE
 from pgkms_conformance.vectors.canonical import vector_id

@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from pgkms.adapter import handle_line
+from pgkms.tools.adapter import handle_line
 
 
 def _echo(raw: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from pgkms.adapter import handle_line
+from pgkms.tools.adapter import handle_line
 
 Json = dict[str, Any]
 

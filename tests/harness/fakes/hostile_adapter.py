@@ -1,6 +1,6 @@
 """A hostile IUT, to show the harness survives it: ``python hostile_adapter.py MODE [N]``.
 
-It answers like the reference (``pgkms.adapter.handle_line``) and turns hostile according to
+It answers like the reference (``pgkms.tools.adapter.handle_line``) and turns hostile according to
 MODE, after N requests besides ``hello`` where that applies:
   setsid     at hello, leaves a daemon behind: a child that calls setsid() and forks a
              grandchild that keeps stdin, stdout and stderr open and sleeps; the child exits, so
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pgkms.adapter import handle_line
+from pgkms.tools.adapter import handle_line
 
 DIR_OPS = {"bootstrap", "startup", "rotate", "recover"}
 

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from pgkms import adapter, lock
+from pgkms import lock
+from pgkms.tools import adapter
 
 
 def limited() -> None:

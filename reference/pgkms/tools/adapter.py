@@ -19,9 +19,8 @@ from pgkms import __version__
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError
 from pgkms.fs import FileSystem, OsFileSystem
-from pgkms.fstrace import TracingFileSystem
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import WrapKeys, derive_kek
-from pgkms.keyset import InternalKeys
 from pgkms.layout import (
     ENC_KEY_LEN,
     INTERNAL_KEY_LEN,
@@ -40,7 +39,8 @@ from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
-from pgkms.stopping import Stopped, stop_on_sigterm
+from pgkms.tools.fstrace import TracingFileSystem
+from pgkms.tools.stopping import Stopped, stop_on_sigterm
 from pgkms.upgrade import copy_keys_for_upgrade
 from pgkms.wrap import unwrap, wrap
 

@@ -13,13 +13,13 @@ import tempfile
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import WrongPassphrase
 from pgkms.fs import OsFileSystem
-from pgkms.hexcodec import to_bytea_hex
-from pgkms.inspection import describe
 from pgkms.passphrase import Purpose, acquire_passphrase
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
+from pgkms.tools.hexcodec import to_bytea_hex
+from pgkms.tools.inspection import describe
 
 OLD_COMMAND = "printf '%s' demo-old-passphrase-$(printf 'x%.0s' $(seq 1 60))"
 NEW_COMMAND = "printf '%s' demo-new-passphrase-$(printf 'y%.0s' $(seq 1 60))"

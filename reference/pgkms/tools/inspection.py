@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pgkms.errors import KmsError
 from pgkms.fs import FileSystem, join
-from pgkms.keyset import read_key_set
+from pgkms.keydir import read_key_set
 from pgkms.layout import KEY_DIR, KEY_FILE_NAMES, KEY_TMP_DIR, RECORD_ID_LEN, RECORD_LEN
 from pgkms.shown import shown
 

@@ -17,14 +17,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from pgkms import demo
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import HexInvalid, InputError, KmsError
 from pgkms.fs import OsFileSystem
-from pgkms.hexcodec import parse_bytea_hex, to_bytea_hex
-from pgkms.inspection import describe
+from pgkms.internal_keys import InternalKeys
 from pgkms.kdf import derive_kek
-from pgkms.keyset import InternalKeys
 from pgkms.layout import LOCK_TIMEOUT, PASSPHRASE_COMMAND_TIMEOUT
 from pgkms.passphrase import Purpose, acquire_passphrase
 from pgkms.recovery import decide, recover_locked
@@ -33,7 +30,10 @@ from pgkms.secret import Secret
 from pgkms.shown import one_line, shown
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
-from pgkms.stopping import Stopped, stop_on_sigterm
+from pgkms.tools import demo
+from pgkms.tools.hexcodec import parse_bytea_hex, to_bytea_hex
+from pgkms.tools.inspection import describe
+from pgkms.tools.stopping import Stopped, stop_on_sigterm
 from pgkms.upgrade import copy_keys_for_upgrade
 
 EXIT_FAILED = 1
