@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pgkms.adapter import FEATURES, OPERATIONS, handle_line
+from pgkms.tools.adapter import FEATURES, OPERATIONS, handle_line
 from pgkms_conformance.cli import main
 from pgkms_conformance.harness.cli import configure as configure_run
 from pgkms_conformance.protocol import definition as protocol_definition
