@@ -12,15 +12,15 @@ Used by this project's tests and by the conformance harness:
   was expected versus found. Values are described by length and a SHA-256 prefix, never shown:
   vectors carry keys, passphrases and plaintexts, and reports are read by people and CI logs.
 
-Directory ops: ``input.datadir`` is a listing (see ``listing``) written into a fresh temporary
-directory whose path replaces it in the request; ``expected.datadir`` is compared with the
-directory afterwards; the directory is always removed.
+Directory ops: ``input.datadir`` is a listing (``pgkms_conformance.image``) written into a
+fresh temporary directory whose path replaces it in the request; ``expected.datadir`` is
+compared with the directory afterwards; the directory is always removed.
 
 Without the ``inject_randomness`` capability the injected ``iv``/``ivs``/``keys`` fields are
 left out and a positive test is checked by what does not depend on them: output length and a
-round trip through the IUT's own unwrap (wrap ops), the shape of the key directory and that it
-opens to the right keys (bootstrap, rotate). Protocol failures of the IUT (crash, hang, garbage)
-propagate as ``AdapterFailure``: the caller owns the session.
+round trip through the IUT's own unwrap (wrap ops), the shape of the key directory
+(``image.shape``) and that it opens to the right keys (bootstrap, rotate). Protocol failures
+of the IUT (crash, hang, garbage) propagate as ``AdapterFailure``: the caller owns the session.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from jsonschema import Draft202012Validator
 from pgkms.layout import WRAP_OVERHEAD
 
 from pgkms_conformance.attribution import LENGTH_RULE, charged, code_rule, wrapped_rule
+from pgkms_conformance.image import ListingJson as Listing
+from pgkms_conformance.image import TempDatadir, from_json, shape, snapshot, to_json
 from pgkms_conformance.protocol.client import AdapterClient, Response
 from pgkms_conformance.vectors import accumulated
 from pgkms_conformance.vectors.canonical import vector_id
-from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
 
 Json = dict[str, Any]
 Status = Literal["passed", "failed", "unsupported"]
@@ -243,13 +244,6 @@ def listing_rule(op: str, expected: Listing, found: Listing) -> str | None:
     return None
 
 
-def _shape(listing: Listing) -> dict[str, tuple[Any, int]]:
-    """Paths, modes and sizes: what a listing shows when its bytes depend on random draws."""
-    return {
-        rel: (e.get("mode"), len(e.get("content", "")) // 2) for rel, e in sorted(listing.items())
-    }
-
-
 # -- running -----------------------------------------------------------------------------------
 
 _capabilities: weakref.WeakKeyDictionary[AdapterClient, frozenset[str]] = (
@@ -319,9 +313,9 @@ def run_test(
 def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, Listing | None]:
     listing = params.get("datadir")
     if isinstance(listing, dict):
-        with TempDatadir(listing) as root:
+        with TempDatadir(from_json(listing)) as root:
             response = client.call(op, **{**params, "datadir": str(root)})
-            return response, snapshot(root)
+            return response, to_json(snapshot(root))
     return client.call(op, **params), None
 
 
@@ -494,9 +488,9 @@ def _run_uninjected_directory(
     op, expected = test["op"], test["expected"]
     passphrase = params["passphrase"] if op == "bootstrap" else params["new_passphrase"]
     want_keys = params.get("keys")  # bootstrap vectors inject the keys; rotation keeps them
-    with TempDatadir(params["datadir"]) as root:
+    with TempDatadir(from_json(params["datadir"])) as root:
         if op == "rotate" and "startup" in caps:
-            with TempDatadir(params["datadir"]) as before:
+            with TempDatadir(from_json(params["datadir"])) as before:
                 opened = client.call(
                     "startup", datadir=str(before), passphrase=params["old_passphrase"]
                 )
@@ -505,9 +499,9 @@ def _run_uninjected_directory(
         if not response.ok:
             raise _Verdict("rejected a valid input", "success", str(response.error_code))
         after = snapshot(root)
-        if _shape(after) != _shape(expected["datadir"]):
+        if shape(after) != shape(from_json(expected["datadir"])):
             raise _Verdict(
-                "key directory shape (paths, modes, sizes) differs",
+                "key directory shape (paths, kinds, modes, sizes, record ids) differs",
                 f"{len(expected['datadir'])} entries",
                 f"{len(after)} entries",
             )

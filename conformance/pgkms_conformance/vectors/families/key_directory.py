@@ -3,11 +3,12 @@ and ``bootstrap`` with injected keys and IVs (BOOT_*)."""
 
 from __future__ import annotations
 
+from pgkms_conformance.image import ListingJson as Listing
+from pgkms_conformance.material import unpadded_wrap
 from pgkms_conformance.vectors import drbg
 from pgkms_conformance.vectors.builder import Family, GeneratorError
 from pgkms_conformance.vectors.families import common
 from pgkms_conformance.vectors.families import keydirs as kd
-from pgkms_conformance.vectors.listing import Listing
 
 D = "pg_cryptokeys/"
 NOTES = {
@@ -346,7 +347,7 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
     )
     kek = kd.kek(p)
     enc, mac = kek.enc.reveal(), kek.mac.reveal()
-    bad_pad = (1).to_bytes(4, "little") + common.raw_wrap(enc, mac, ivs[1], b"\x00" * 80)
+    bad_pad = (1).to_bytes(4, "little") + unpadded_wrap(enc, mac, ivs[1], b"\x00" * 80)
     refuse(
         kd.with_content(good, D + "0001", bad_pad),
         p,
@@ -357,9 +358,7 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
     for n in (65, 79):
         key = drbg.derive(f"key_directory/long-key-{n}", n)
         pad = 16 - n % 16
-        rec = (2).to_bytes(4, "little") + common.raw_wrap(
-            enc, mac, ivs[2], key + bytes([pad]) * pad
-        )
+        rec = (2).to_bytes(4, "little") + unpadded_wrap(enc, mac, ivs[2], key + bytes([pad]) * pad)
         if len(rec) != 132:
             raise GeneratorError(f"key of {n} bytes does not make a 132-byte record")
         refuse(

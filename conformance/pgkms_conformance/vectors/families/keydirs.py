@@ -15,8 +15,8 @@ from pgkms.record import KeyRecord, encode_record
 from pgkms.secret import Secret
 from pgkms.wrap import wrap
 
+from pgkms_conformance.image import ListingJson as Listing
 from pgkms_conformance.vectors import drbg
-from pgkms_conformance.vectors.listing import Listing
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600

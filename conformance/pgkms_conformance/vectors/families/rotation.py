@@ -9,11 +9,11 @@ which directory is valid (REC_02).
 
 from __future__ import annotations
 
+from pgkms_conformance.image import ListingJson as Listing
 from pgkms_conformance.vectors import drbg
 from pgkms_conformance.vectors.builder import Family, Group
 from pgkms_conformance.vectors.families import common
 from pgkms_conformance.vectors.families import keydirs as kd
-from pgkms_conformance.vectors.listing import Listing
 
 CUR = "pg_cryptokeys/"
 TMP = "pg_cryptokeys_tmp/"
