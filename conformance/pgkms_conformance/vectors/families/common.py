@@ -1,4 +1,5 @@
-"""Small helpers the family modules share: byte surgery and raw wrap-format constructions.
+"""What the wrap families share: the notes of their flags, byte surgery (``flip_bit``), wrapped
+lengths, and the padded plaintexts that break PKCS#7 (``BAD_PADDINGS``).
 
 Wrapped values around an already padded (or deliberately mis-padded) plaintext, whose HMAC is
 valid but whose padding is not, are ``material.unpadded_wrap``: something the reference's
