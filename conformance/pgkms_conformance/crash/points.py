@@ -67,11 +67,6 @@ class Point:
     also: tuple[str, ...] = ("DISK_07",)  # the general rules it restates: cited, not charged
     step: int = 0  # the procedure's fsync step (1-based, as the spec's step tables) it comes from
 
-    @property
-    def trigger(self) -> str:
-        """Where the point falls due, in the machine's terms (``rmdir current or ...``)."""
-        return " or ".join(f"{k} {r}" for k, r in self.before) or "the answer"
-
 
 def entry_parent(role: Role) -> str:
     """The directory whose fsync makes a change of ``role``'s entry durable."""
