@@ -282,8 +282,8 @@ class Explorer:
         self.torn = torn
         self.depth = depth
         self.state_cap = state_cap
-        self.rotation: TraceSource = rotation or self._rotation_in_process
-        self.startup: StartupRunner = startup or self._startup_in_process
+        self.rotation: TraceSource = rotation or self.rotation_in_process
+        self.startup: StartupRunner = startup or self.startup_in_process
         self.initial = self.scenario.initial_image()
         self.passphrases = {"old": self.scenario.old, "new": self.scenario.new}
         self._outcomes: dict[tuple[Image, bytes], tuple[Outcome, Traced]] = {}
@@ -331,12 +331,12 @@ class Explorer:
         """The filesystem as the rotation left it when the power failed after ``crash_point``."""
         return self._rotated(crash_after=crash_point)
 
-    def _rotation_in_process(self) -> Traced:
+    def rotation_in_process(self) -> Traced:
         trace = self.rotation_trace()
         phases = [self.protocol.procedure.start, *self.phases(trace)]
         return Traced(trace, self.crash_during_rotation, phases)
 
-    def _startup_in_process(self, image: Image, passphrase: bytes) -> StartupRun:
+    def startup_in_process(self, image: Image, passphrase: bytes) -> StartupRun:
         """The protocol's startup on ``image``, in process on the simulated filesystem."""
         datadir = self.scenario.datadir
         fs = SimFileSystem(image, datadir)
