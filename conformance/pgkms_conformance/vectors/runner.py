@@ -38,8 +38,7 @@ from jsonschema import Draft202012Validator
 from pgkms.layout import WRAP_OVERHEAD
 
 from pgkms_conformance.attribution import LENGTH_RULE, charged, code_rule, wrapped_rule
-from pgkms_conformance.image import ListingJson as Listing
-from pgkms_conformance.image import TempDatadir, from_json, shape, snapshot, to_json
+from pgkms_conformance.image import ListingJson, TempDatadir, from_json, shape, snapshot, to_json
 from pgkms_conformance.protocol.client import AdapterClient, Response
 from pgkms_conformance.vectors import accumulated
 from pgkms_conformance.vectors.canonical import vector_id
@@ -199,7 +198,7 @@ def redact(name: str, value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | None:
+def listing_difference(expected: ListingJson, found: ListingJson) -> tuple[str, str] | None:
     """The first difference between two listings, described without contents."""
     for rel in sorted(set(expected) | set(found)):
         want, got = expected.get(rel), found.get(rel)
@@ -220,7 +219,7 @@ def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | N
 _DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
 
 
-def listing_rule(op: str, expected: Listing, found: Listing) -> str | None:
+def listing_rule(op: str, expected: ListingJson, found: ListingJson) -> str | None:
     """The requirement the first difference of ``listing_difference`` breaks, when it says:
     a mode (DISK_01 for a directory, DISK_02 for a file), a record's size or id (DISK_03), or
     the region of its wrapped key that differs (``attribution.wrapped_rule``; a wrong IV or
@@ -310,7 +309,7 @@ def run_test(
     return Outcome("passed", notes=tuple(notes), **base)
 
 
-def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, Listing | None]:
+def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, ListingJson | None]:
     listing = params.get("datadir")
     if isinstance(listing, dict):
         with TempDatadir(from_json(listing)) as root:

@@ -3,7 +3,7 @@ and ``bootstrap`` with injected keys and IVs (BOOT_*)."""
 
 from __future__ import annotations
 
-from pgkms_conformance.image import ListingJson as Listing
+from pgkms_conformance.image import ListingJson
 from pgkms_conformance.material import unpadded_wrap
 from pgkms_conformance.vectors import drbg
 from pgkms_conformance.vectors.builder import Family, GeneratorError
@@ -76,7 +76,7 @@ def _hex_keys(keys: list[bytes]) -> list[str]:
 
 
 def _startup_good(
-    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: Listing
+    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: ListingJson
 ) -> None:
     g = fam.group("startup_good", "key directories that open")
     reqs = ["START_01", "START_02", "START_03", "DISK_01", "DISK_02", "DISK_03", "KEY_01"]
@@ -151,11 +151,11 @@ def _startup_good(
     )
 
 
-def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
+def _startup_entries(fam: Family, p: bytes, good: ListingJson) -> None:
     g = fam.group("startup_entries", "the directory and its entries (DISK_06)")
 
     def refuse(
-        listing: Listing,
+        listing: ListingJson,
         comment: str,
         error: str,
         flags: list[str] | None = None,
@@ -180,7 +180,7 @@ def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
     for name in kd.NAMES:
         refuse(kd.without(good, D + name), f"{name} missing", "key_file_missing")
     refuse(kd.without(good, D + "0001", D + "0002"), "0001 and 0002 missing", "key_file_missing")
-    extra: Listing = {
+    extra: ListingJson = {
         "0003": {"mode": 0o600, "content": kd.content(good, D + "0002").hex()},
         "README": {"mode": 0o600, "content": b"do not touch\n".hex()},
         "0000.bak": {"mode": 0o600, "content": kd.content(good, D + "0000").hex()},
@@ -203,12 +203,16 @@ def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
     )
 
 
-def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
+def _startup_records(fam: Family, p: bytes, good: ListingJson) -> None:
     g = fam.group("startup_records", "malformed records (DISK_03..DISK_05)")
     r = {name: kd.content(good, D + name) for name in kd.NAMES}
 
     def refuse(
-        listing: Listing, comment: str, error: str, reqs: list[str], flags: list[str] | None = None
+        listing: ListingJson,
+        comment: str,
+        error: str,
+        reqs: list[str],
+        flags: list[str] | None = None,
     ) -> None:
         g.add(
             "startup",
@@ -269,12 +273,12 @@ def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
     )
 
 
-def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
+def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: ListingJson) -> None:
     keys, ivs = kd.internal_keys("key_directory"), kd.ivs("key_directory")
     g = fam.group("startup_unwrap", "records that do not unwrap (START_03, KEY_03)")
 
     def refuse(
-        listing: Listing,
+        listing: ListingJson,
         passphrase: bytes,
         comment: str,
         error: str,
@@ -370,7 +374,9 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
         )
 
 
-def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: Listing) -> None:
+def _bootstrap(
+    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: ListingJson
+) -> None:
     g = fam.group("bootstrap", "bootstrap with injected keys and IVs (BOOT_03)")
     inject = {"keys": _hex_keys(keys), "ivs": _hex_keys(ivs)}
     reqs = ["BOOT_03", "BOOT_04", "DISK_01", "DISK_02", "DISK_03", "KEY_01", "WRAP_01"]
@@ -381,7 +387,7 @@ def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good:
         requirements=reqs,
         expected={"datadir": good},
     )
-    others: Listing = {
+    others: ListingJson = {
         "PG_VERSION": {"mode": 0o600, "content": b"13\n".hex()},
         "base/": {"mode": 0o700},
     }
@@ -404,7 +410,7 @@ def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good:
         )
 
     def refuse(
-        listing: Listing, passphrase: bytes, comment: str, error: str, reqs: list[str]
+        listing: ListingJson, passphrase: bytes, comment: str, error: str, reqs: list[str]
     ) -> None:
         g.add(
             "bootstrap",
