@@ -46,7 +46,7 @@ def test_a_trace_off_the_table_is_a_protocol_deviation() -> None:
     trace = Explorer(SPEC).rotation_trace()
     events = [classify("pgdata", op.kind, op.path, op.target) for op in trace]
     swapped = [events[0], events[2], events[1], *events[3:]]  # fsync before create
-    with pytest.raises(ProtocolDeviation, match="create_file tmp file: expected 3 rounds, found 0"):
+    with pytest.raises(ProtocolDeviation, match="create tmp file: expected 3 rounds, found 0"):
         match(SPEC_ROTATION, swapped)
     with pytest.raises(ProtocolDeviation, match="operation 17: expected fsync_dir datadir"):
         match(SPEC_ROTATION, [*events[:-1], events[0]])

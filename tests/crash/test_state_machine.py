@@ -23,11 +23,12 @@ from pgkms.randomness import ScriptedRandom
 from pgkms.rotation import rotate
 from pgkms.secret import Secret
 from pgkms.startup import startup
-from pgkms_conformance.crash.explorer import Scenario, seeded
+from pgkms_conformance.crash.explorer import Scenario
 from pgkms_conformance.crash.simfs import SimFileSystem, SimulatedCrash
+from pgkms_conformance.material import derive
 
 DATADIR = "pgdata"
-POOL = [seeded(f"machine/passphrase-{i}", 64 + i) for i in range(3)]
+POOL = [derive(f"machine/passphrase-{i}", 64 + i) for i in range(3)]
 crash_points = st.none() | st.integers(min_value=0, max_value=18)
 
 
@@ -63,7 +64,7 @@ class RotationWithCrashes(RuleBasedStateMachine):
     def rotate(self, new: bytes, crash: int | None, pick: int) -> None:
         old = self._working()
         self.rotations += 1
-        ivs = [seeded(f"machine/rotation-{self.rotations}-iv-{k.value}", 16) for k in KeyId]
+        ivs = [derive(f"machine/rotation-{self.rotations}-iv-{k.value}", 16) for k in KeyId]
         fs = SimFileSystem(self.fs_image, crash_after=crash)
         try:
             rotate(DATADIR, Secret(old), Secret(new), fs, ScriptedRandom(ivs))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from pgkms_conformance.harness.fingerprints import WITHHELD
-from pgkms_conformance.harness.listing import Entry, differences, read_listing
 from pgkms_conformance.harness.redact import Redactor, secret_forms
+from pgkms_conformance.image import Entry, differences, snapshot
 from pgkms_conformance.protocol.pipes import LineReader, Overlong, StderrTail
 from pgkms_conformance.safefs import MAX_FILE_BYTES, remove_tree, walk
 
@@ -88,7 +88,7 @@ def test_walk_never_opens_fifos_devices_or_links_and_measures_big_files(tmp_path
     with open(root / "pg_cryptokeys" / "0002", "wb") as f:
         f.truncate(1 << 30)  # sparse: 1 GiB that must not be read
     done: list[dict[str, Entry]] = []
-    worker = threading.Thread(target=lambda: done.append(read_listing(root)), daemon=True)
+    worker = threading.Thread(target=lambda: done.append(snapshot(root)), daemon=True)
     worker.start()
     worker.join(timeout=10)
     assert done, "reading the directory blocked"
@@ -117,7 +117,7 @@ def test_a_datadir_swapped_for_a_link_is_listed_as_such_and_removed_alone(tmp_pa
     datadir = tmp_path / "datadir"
     datadir.symlink_to(canary, target_is_directory=True)
     assert [n.rel for n in walk(datadir)] == ["."]
-    problems = differences({}, read_listing(datadir), True, "BOOT_03", "BOOT_02")
+    problems = differences({}, snapshot(datadir), True, "BOOT_03", "BOOT_02")
     assert problems == [
         ("BOOT_02", "the data directory was replaced by a symbolic link (not followed)")
     ]

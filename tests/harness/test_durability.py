@@ -149,7 +149,7 @@ def test_extra_fsyncs_break_no_point(name: str) -> None:
     for op in ops:
         padded.append(op)
         padded += [TraceOp("fsync_dir", p) for p in paths if not p.rpartition("/")[2].isdigit()]
-        padded += [TraceOp("fsync_file", op.path)] if op.kind == "create_file" else []
+        padded += [TraceOp("fsync", op.path)] if op.kind == "create" else []
     assert judge(ROOT, padded, POINTS[name]) == [None] * len(POINTS[name])
 
 
@@ -182,8 +182,8 @@ def test_the_new_bootstrap_through_tmp_is_judged_by_its_points() -> None:
             op
             for n in KEY_FILE_NAMES
             for op in (
-                TraceOp("create_file", f"{ROOT}/pg_cryptokeys/{n}"),
-                TraceOp("fsync_file", f"{ROOT}/pg_cryptokeys/{n}"),
+                TraceOp("create", f"{ROOT}/pg_cryptokeys/{n}"),
+                TraceOp("fsync", f"{ROOT}/pg_cryptokeys/{n}"),
             )
         ),
         TraceOp("fsync_dir", f"{ROOT}/pg_cryptokeys"),

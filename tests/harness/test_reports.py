@@ -46,12 +46,8 @@ def test_reference_passes_every_observable_requirement() -> None:
     report = _reference_report()
     assert report.passed, [c.name for c in report.failures]
     rows = {r.id: r for r in report.requirement_results()}
-    for req_id, info in REQUIREMENTS.items():
-        # An unobservable requirement may still be cited by a vector (crash vectors: REC_06).
-        allowed = (
-            {Verdict.NOT_APPLICABLE, Verdict.PASSED} if info.unobservable else {Verdict.PASSED}
-        )
-        assert rows[req_id].verdict in allowed, req_id
+    for req_id in REQUIREMENTS:
+        assert rows[req_id].verdict is Verdict.PASSED, req_id
 
 
 def test_reports_validate_for_a_passing_run() -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from pgkms_conformance.harness.checks import attribute_sql_unwrap, attribute_unwrap, length_rule
-from pgkms_conformance.harness.listing import Entry, differences, read_listing, write_listing
 from pgkms_conformance.harness.oracle import Answer
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.redact import Redactor, describe
 from pgkms_conformance.harness.requirements import title_of
 from pgkms_conformance.harness.run import Config, run_harness
+from pgkms_conformance.image import Entry, differences, materialise, snapshot
 from pgkms_conformance.mutants.zoo import mutant_command
 
 from tests.harness.helpers import REFERENCE
@@ -53,8 +53,8 @@ def test_differences_name_the_rule(tmp_path: Path) -> None:
         "pg_cryptokeys/": Entry(0o700, None),
         "pg_cryptokeys/0000": Entry(0o600, b"\x00" * 132),
     }
-    write_listing(tmp_path, listing)
-    assert read_listing(tmp_path) == listing
+    materialise(listing, tmp_path)
+    assert snapshot(tmp_path) == listing
     wrong_mode = {**listing, "pg_cryptokeys/0000": Entry(0o644, b"\x00" * 132)}
     assert [r for r, _ in differences(listing, wrong_mode, True, "BOOT_03", "X")] == ["DISK_02"]
     wrong_dir = {**listing, "pg_cryptokeys/": Entry(0o755, None)}

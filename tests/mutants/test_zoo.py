@@ -58,11 +58,9 @@ def test_the_zoo_is_big_and_well_formed() -> None:
     assert len({m.name for m in MUTANTS}) == len(MUTANTS)
     for mutant in MUTANTS:
         assert mutant.violates in REQUIREMENTS, mutant.name
-        observable = REQUIREMENTS[mutant.violates].unobservable is None
-        assert observable == (mutant.caught_by == "harness"), mutant.name
 
 
-@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.caught_by == "harness"], ids=str)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=str)
 def test_mutant_is_caught_charged_to_its_requirement(mutant: Mutant) -> None:
     result = _results()[mutant.name]
     assert result.verdict == "fail", f"{mutant.name}: the harness passed it"
@@ -72,8 +70,7 @@ def test_mutant_is_caught_charged_to_its_requirement(mutant: Mutant) -> None:
     )
 
 
-def test_no_mutant_is_outside_the_harness_view() -> None:
-    assert [m.name for m in MUTANTS if m.caught_by != "harness"] == []
+def test_the_durability_rules_have_mutants_the_harness_catches() -> None:
     durability = {"DISK_07", "BOOT_04", "ROT_04", "ROT_06", "UPG_01"}
     assert durability <= {m.violates for m in MUTANTS}
     assert _results()["no_directory_fsync"].caught

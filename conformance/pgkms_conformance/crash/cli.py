@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from pgkms_conformance.crash.explorer import (
     DEFAULT_DEPTH,
@@ -22,8 +21,7 @@ from pgkms_conformance.crash.explorer import (
     Violation,
     explorer_for,
 )
-from pgkms_conformance.crash.simfs import Image
-from pgkms_conformance.crash.vectors import crash_vectors, dump
+from pgkms_conformance.image import Image
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +51,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--traces", action="store_true", help="print a minimal crash trace per violation class"
-    )
-    parser.add_argument(
-        "--write-vectors", metavar="PATH", help="also write the crash-recovery vectors to PATH"
     )
 
 
@@ -167,9 +162,5 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(render(explorer, report, args.traces)))
         if name != "2020" and report.violations:
             status = 1
-    if args.write_vectors:
-        document = crash_vectors()
-        Path(args.write_vectors).write_text(dump(document), encoding="utf-8")
-        print(f"wrote {document['numberOfTests']} vectors to {args.write_vectors}")
     sys.stdout.flush()
     return status

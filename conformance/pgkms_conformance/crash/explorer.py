@@ -19,6 +19,14 @@ The same checks run on pg_upgrade's copy (``UPGRADE``, ``UpgradeExplorer``): the
 cluster's key set is swapped for the old cluster's by rotation's own swap, and I1 reads "the
 new cluster opens its own original keys or the old cluster's, never neither, never others".
 
+The engine is one loop with two parameters: where the crashed operation's trace comes from
+(``TraceSource``: by default the protocol's rotation run in process on the simulated
+filesystem; the harness's durability stage replays an IUT's reported trace instead) and how a
+startup is run on a crash image (``StartupRunner``: by default the protocol's startup in
+process; the durability stage asks the IUT through its adapter). Both give a ``Traced``: the
+mutating operations, and the simulated filesystem the power failure after any prefix of them
+leaves, so crashes during recovery are explored the same way whoever ran it.
+
 Results are memoized by (image, passphrase): startup is a pure function of the two. The states
 a crash during recovery leaves are memoized the same way, so exploring deeper costs only the
 images no shallower crash has produced.
@@ -27,7 +35,6 @@ images no shallower crash has produced.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -60,12 +67,13 @@ from pgkms_conformance.crash.machine import (
 from pgkms_conformance.crash.simfs import (
     ROOT,
     CrashState,
-    Image,
     Op,
     Ordering,
     SimFileSystem,
     SimulatedCrash,
 )
+from pgkms_conformance.image import Image
+from pgkms_conformance.material import derive
 
 INVARIANTS: Final = ("I1", "I2", "I3", "I4")
 DEFAULT_DEPTH: Final = 2  # crashes during recovery, one after the other, before a clean startup
@@ -73,11 +81,6 @@ DEFAULT_DEPTH: Final = 2  # crashes during recovery, one after the other, before
 Rotate = Callable[[FileSystem, str, Secret, Secret, RandomSource], object]
 Startup = Callable[[FileSystem, str, Secret], InternalKeys]
 Decide = Callable[[FileSystem, str, Secret], str]
-
-
-def seeded(label: str, size: int) -> bytes:
-    """Deterministic test material: SHAKE-128 of the project's vector seed and a label."""
-    return hashlib.shake_128(b"pgkms-vectors/v1/" + label.encode()).digest(size)
 
 
 @dataclass(frozen=True)
@@ -121,18 +124,18 @@ class Scenario:
 
     @property
     def old(self) -> bytes:
-        return seeded(f"{self.label}/old-passphrase", 64)
+        return derive(f"{self.label}/old-passphrase", 64)
 
     @property
     def new(self) -> bytes:
-        return seeded(f"{self.label}/new-passphrase", 64)
+        return derive(f"{self.label}/new-passphrase", 64)
 
     @property
     def keys(self) -> tuple[bytes, ...]:
-        return tuple(seeded(f"{self.label}/key-{k.value}", INTERNAL_KEY_LEN) for k in KeyId)
+        return tuple(derive(f"{self.label}/key-{k.value}", INTERNAL_KEY_LEN) for k in KeyId)
 
     def ivs(self, purpose: str) -> list[bytes]:
-        return [seeded(f"{self.label}/{purpose}-iv-{k.value}", IV_LEN) for k in KeyId]
+        return [derive(f"{self.label}/{purpose}-iv-{k.value}", IV_LEN) for k in KeyId]
 
     def rotation_random(self) -> ScriptedRandom:
         return ScriptedRandom(self.ivs("rotation"))
@@ -160,6 +163,35 @@ class Outcome:
         if self.error is not None:
             return f"fails with {self.error}"
         return "starts"
+
+
+@dataclass(frozen=True)
+class Traced:
+    """What one operation did, as the crash engine needs it: its mutating operations, and the
+    simulated filesystem left when the power fails after the first ``n`` of them."""
+
+    ops: list[Op]
+    crashed: Callable[[int], SimFileSystem]
+    # the procedure's phase before the first operation and after each one (``machine.match``);
+    # None when the trace is not matched against a procedure (an IUT's)
+    phases: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class StartupRun:
+    """How one startup on a crash image ended: the error code, or the keys; the disk after it;
+    and its own trace, so a crash during it (that is, during its recovery) can be explored."""
+
+    error: str | None
+    keys: tuple[bytes, ...] | None
+    image: Image
+    trace: Traced
+
+
+# The operation crashed during (once per exploration), and startup on an image with a
+# passphrase (memoized by the explorer).
+TraceSource = Callable[[], Traced]
+StartupRunner = Callable[[Image, bytes], StartupRun]
 
 
 @dataclass(frozen=True)
@@ -195,6 +227,7 @@ class Report:
     depths: list[tuple[int, int]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     decisions: dict[str, set[str]] = field(default_factory=dict)
+    capped: bool = False  # the exploration stopped at the explorer's ``state_cap``
 
     def counts(self) -> dict[str, int]:
         """Crash states violating each invariant (a state counts once per invariant)."""
@@ -220,7 +253,14 @@ class Report:
 
 
 class Explorer:
-    """Runs one protocol's rotation, crashes it everywhere, and checks every state."""
+    """Crashes one rotation everywhere and checks every state it leaves.
+
+    ``rotation``: the trace to crash (default: ``protocol``'s rotation of the scenario's initial
+    image, in process). ``startup``: how startup runs on an image (default: ``protocol``'s, in
+    process). ``state_cap``: stop collecting crash images at this many (None: never), reported
+    as ``Report.capped``. The recovery decision that describes each outcome is always
+    ``protocol``'s.
+    """
 
     def __init__(
         self,
@@ -229,6 +269,10 @@ class Explorer:
         ordering: Ordering = "subset",
         torn: bool = True,
         depth: int = DEFAULT_DEPTH,
+        *,
+        rotation: TraceSource | None = None,
+        startup: StartupRunner | None = None,
+        state_cap: int | None = None,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1 (found {depth})")
@@ -237,9 +281,12 @@ class Explorer:
         self.ordering: Ordering = ordering
         self.torn = torn
         self.depth = depth
+        self.state_cap = state_cap
+        self.rotation: TraceSource = rotation or self.rotation_in_process
+        self.startup: StartupRunner = startup or self.startup_in_process
         self.initial = self.scenario.initial_image()
         self.passphrases = {"old": self.scenario.old, "new": self.scenario.new}
-        self._outcomes: dict[tuple[Image, bytes], tuple[Outcome, list[Op]]] = {}
+        self._outcomes: dict[tuple[Image, bytes], tuple[Outcome, Traced]] = {}
         self._crashed: dict[tuple[Image, bytes], list[tuple[int, CrashState]]] = {}
         self._diverging: dict[tuple[Image, bytes, int], list[Divergence]] = {}
         # per recovery depth (index 0: the first recovery): image -> (crash state, how it
@@ -284,41 +331,65 @@ class Explorer:
         """The filesystem as the rotation left it when the power failed after ``crash_point``."""
         return self._rotated(crash_after=crash_point)
 
-    def startup_outcome(self, image: Image, passphrase: bytes) -> tuple[Outcome, list[Op]]:
-        """Startup on ``image``: its outcome, and the mutating operations it issued."""
+    def rotation_in_process(self) -> Traced:
+        trace = self.rotation_trace()
+        phases = [self.protocol.procedure.start, *self.phases(trace)]
+        return Traced(trace, self.crash_during_rotation, phases)
+
+    def startup_in_process(self, image: Image, passphrase: bytes) -> StartupRun:
+        """The protocol's startup on ``image``, in process on the simulated filesystem."""
+        datadir = self.scenario.datadir
+        fs = SimFileSystem(image, datadir)
+        error: str | None = None
+        keys: tuple[bytes, ...] | None = None
+        try:
+            opened = self.protocol.startup(fs, datadir, Secret(passphrase))
+            keys = tuple(k.reveal() for k in opened.by_id().values())
+        except KmsError as exc:
+            error = exc.code
+
+        def crashed(point: int) -> SimFileSystem:
+            crashing = SimFileSystem(image, datadir, crash_after=point)
+            with contextlib.suppress(SimulatedCrash, KmsError):
+                self.protocol.startup(crashing, datadir, Secret(passphrase))
+            return crashing
+
+        ops = [op for op in fs.trace if op.mutating]
+        return StartupRun(error, keys, fs.image(), Traced(ops, crashed))
+
+    def decision(self, image: Image, passphrase: bytes) -> str:
+        """The protocol's recovery decision on ``image`` ("fail" when it cannot decide)."""
+        try:
+            return self.protocol.decide(
+                SimFileSystem(image, self.scenario.datadir),
+                self.scenario.datadir,
+                Secret(passphrase),
+            )
+        except KmsError:
+            return "fail"
+
+    def _started(self, image: Image, passphrase: bytes) -> tuple[Outcome, Traced]:
         key = (image, passphrase)
         if key not in self._outcomes:
-            decision_fs = SimFileSystem(image, self.scenario.datadir)
-            try:
-                decision = self.protocol.decide(
-                    decision_fs, self.scenario.datadir, Secret(passphrase)
-                )
-            except KmsError:
-                decision = "fail"
-            fs = SimFileSystem(image, self.scenario.datadir)
-            error: str | None = None
-            keys: tuple[bytes, ...] | None = None
-            try:
-                opened = self.protocol.startup(fs, self.scenario.datadir, Secret(passphrase))
-                keys = tuple(k.reveal() for k in opened.by_id().values())
-            except KmsError as exc:
-                error = exc.code
-            ops = [op for op in fs.trace if op.mutating]
-            self._outcomes[key] = (Outcome(error, keys, fs.image(), decision), ops)
+            run = self.startup(image, passphrase)
+            outcome = Outcome(run.error, run.keys, run.image, self.decision(image, passphrase))
+            self._outcomes[key] = (outcome, run.trace)
         return self._outcomes[key]
+
+    def startup_outcome(self, image: Image, passphrase: bytes) -> tuple[Outcome, list[Op]]:
+        """Startup on ``image``: its outcome, and the mutating operations it issued."""
+        outcome, traced = self._started(image, passphrase)
+        return outcome, traced.ops
 
     def crashed_startups(self, image: Image, passphrase: bytes) -> list[tuple[int, CrashState]]:
         """Every state a crash during startup (that is, during its recovery) can leave, other
         than ``image`` itself, each with the earliest crash point that leaves it (memoized)."""
         key = (image, passphrase)
         if key not in self._crashed:
-            _, ops = self.startup_outcome(image, passphrase)
+            _, traced = self._started(image, passphrase)
             found: dict[Image, tuple[int, CrashState]] = {}
-            for point in range(len(ops) + 1):
-                fs = SimFileSystem(image, self.scenario.datadir, crash_after=point)
-                with contextlib.suppress(SimulatedCrash, KmsError):
-                    self.protocol.startup(fs, self.scenario.datadir, Secret(passphrase))
-                for state in fs.crash_states(self.ordering, self.torn):
+            for point in range(len(traced.ops) + 1):
+                for state in traced.crashed(point).crash_states(self.ordering, self.torn):
                     if state.image != image and state.image not in found:
                         found[state.image] = (point, state)
             self._crashed[key] = list(found.values())
@@ -440,20 +511,28 @@ class Explorer:
     # --- the whole exploration ---------------------------------------------------------------
 
     def run(self) -> Report:
-        trace = self.rotation_trace()
-        phases = [self.protocol.procedure.start, *self.phases(trace)]
+        traced = self.rotation()
+        trace = traced.ops
+        phases = traced.phases or [f"after {p} operation(s)" for p in range(len(trace) + 1)]
         states: dict[Image, Found] = {}
         decisions: dict[str, set[str]] = {}
+        capped = False
         for point in range(len(trace) + 1):
-            fs = self.crash_during_rotation(point)
-            for state in fs.crash_states(self.ordering, self.torn):
+            for state in traced.crashed(point).crash_states(self.ordering, self.torn):
+                new = state.image not in states
+                if new and self.state_cap is not None and len(states) >= self.state_cap:
+                    capped = True
+                    break
                 for passphrase in self.passphrases.values():
                     outcome, _ = self.startup_outcome(state.image, passphrase)
                     decisions.setdefault(phases[point], set()).add(outcome.decision)
-                if state.image not in states:
+                if new:
                     states[state.image] = Found(state, point, phases[point])
+            if capped:
+                break
         report = Report(self.protocol.name, self.ordering, self.torn, trace, states)
         report.decisions = decisions
+        report.capped = capped
         for found in states.values():
             report.violations.extend(self.check(found))
         report.recovery_states = len(self.recovery_states)
@@ -525,7 +604,7 @@ class UpgradeScenario(Scenario):
     @property
     def old_keys(self) -> tuple[bytes, ...]:
         return tuple(
-            seeded(f"{self.label}/old-cluster-key-{k.value}", INTERNAL_KEY_LEN) for k in KeyId
+            derive(f"{self.label}/old-cluster-key-{k.value}", INTERNAL_KEY_LEN) for k in KeyId
         )
 
     def old_cluster_image(self) -> Image:

@@ -62,10 +62,10 @@ def _perform(fs: FileSystem, datadir: str, step: Step, name: str, record: KeyRec
     path = role_path(datadir, step.role, name)
     if step.kind == "mkdir":
         fs.mkdir(path, KEY_DIR_MODE)
-    elif step.kind == "create_file":
+    elif step.kind == "create":
         assert record is not None
         fs.create_file(path, encode_record(record), KEY_FILE_MODE)
-    elif step.kind == "fsync_file":
+    elif step.kind == "fsync":
         fs.fsync_file(path)
     elif step.kind == "fsync_dir":
         fs.fsync_dir(path)

@@ -39,7 +39,7 @@ Repeat = Literal["once", "per_key_file", "per_entry"]
 class Step:
     """One filesystem operation of a procedure, the phase it leads to, and why."""
 
-    kind: str  # a mutating FileSystem method: mkdir, create_file, fsync_file, ...
+    kind: str  # a trace operation (``simfs.TRACE_OPS``): mkdir, create, fsync, fsync_dir, ...
     role: Role
     phase: str
     repeat: Repeat = "once"
@@ -68,8 +68,8 @@ SPEC_ROTATION: Final = Procedure(
     start="stable",
     steps=(
         Step("mkdir", "tmp", "tmp_filling", reqs=("ROT_04",)),
-        Step("create_file", "tmp file", "tmp_filling", "per_key_file", ("ROT_04", "DISK_07")),
-        Step("fsync_file", "tmp file", "tmp_filling", "per_key_file", ("ROT_04", "DISK_07")),
+        Step("create", "tmp file", "tmp_filling", "per_key_file", ("ROT_04", "DISK_07")),
+        Step("fsync", "tmp file", "tmp_filling", "per_key_file", ("ROT_04", "DISK_07")),
         Step("fsync_dir", "tmp", "tmp_written", reqs=("ROT_04", "DISK_07")),
         Step("fsync_dir", "datadir", "tmp_durable", reqs=("ROT_04", "DISK_07")),
         Step("unlink", "current file", "current_emptying", "per_entry", ("ROT_05",)),
@@ -123,8 +123,8 @@ SPEC_BOOTSTRAP: Final = Procedure(
     start="empty",
     steps=(
         Step("mkdir", "tmp", "filling", reqs=("BOOT_04", "DISK_01")),
-        Step("create_file", "tmp file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
-        Step("fsync_file", "tmp file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
+        Step("create", "tmp file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
+        Step("fsync", "tmp file", "filling", "per_key_file", ("BOOT_04", "DISK_07")),
         Step("fsync_dir", "tmp", "written", reqs=("BOOT_04", "DISK_07")),
         Step("fsync_dir", "datadir", "tmp_durable", reqs=("BOOT_04", "DISK_07")),
         Step("rename", "tmp -> current", "renamed", reqs=("BOOT_04",)),
@@ -182,8 +182,8 @@ LEGACY_ROTATION: Final = Procedure(
     steps=(
         Step("mkdir", "tmp", "tmp_created"),
         Step("fsync_dir", "tmp", "tmp_filling"),  # fsynced while still empty
-        Step("create_file", "tmp file", "tmp_filling", "per_key_file"),
-        Step("fsync_file", "tmp file", "tmp_filling", "per_key_file"),
+        Step("create", "tmp file", "tmp_filling", "per_key_file"),
+        Step("fsync", "tmp file", "tmp_filling", "per_key_file"),
         Step("unlink", "current file", "current_emptying", "per_entry"),  # rmtree: no fsync
         Step("rmdir", "current", "current_removed"),
         Step("rename", "tmp -> current", "renamed"),

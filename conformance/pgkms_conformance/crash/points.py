@@ -67,11 +67,6 @@ class Point:
     also: tuple[str, ...] = ("DISK_07",)  # the general rules it restates: cited, not charged
     step: int = 0  # the procedure's fsync step (1-based, as the spec's step tables) it comes from
 
-    @property
-    def trigger(self) -> str:
-        """Where the point falls due, in the machine's terms (``rmdir current or ...``)."""
-        return " or ".join(f"{k} {r}" for k, r in self.before) or "the answer"
-
 
 def entry_parent(role: Role) -> str:
     """The directory whose fsync makes a change of ``role``'s entry durable."""
@@ -100,9 +95,9 @@ def _dir_of(role: Role) -> Role:
 
 def _covers(fsync: Step, step: Step) -> bool:
     """Does ``fsync`` make ``step``'s effect durable (its data, or its entry)?"""
-    if fsync.kind == "fsync_file":
-        return step.kind == "create_file" and step.role == fsync.role
-    return step.kind not in ("fsync_file", "fsync_dir") and _parent(step) == fsync.role
+    if fsync.kind == "fsync":
+        return step.kind == "create" and step.role == fsync.role
+    return step.kind not in ("fsync", "fsync_dir") and _parent(step) == fsync.role
 
 
 def points_of(procedure: Procedure) -> tuple[Point, ...]:
@@ -116,7 +111,7 @@ def points_of(procedure: Procedure) -> tuple[Point, ...]:
     done: set[tuple[int, str]] = set()  # (step, fsync kind): effects an earlier fsync covered
     flat = [(g, step) for g, (_, group) in enumerate(groups(procedure)) for step in group]
     for index, (g, fsync) in enumerate(flat):
-        if fsync.kind not in ("fsync_file", "fsync_dir"):
+        if fsync.kind not in ("fsync", "fsync_dir"):
             continue
         covered = [
             i
@@ -128,7 +123,7 @@ def points_of(procedure: Procedure) -> tuple[Point, ...]:
             dict.fromkeys(
                 (step.kind, step.role)
                 for h, step in flat[index + 1 :]
-                if h != g and step.kind not in ("fsync_file", "fsync_dir")
+                if h != g and step.kind not in ("fsync", "fsync_dir")
             )
         )
         for step in dict.fromkeys(flat[i][1] for i in covered):
@@ -142,7 +137,7 @@ def _where(role: Role) -> str:
 
 def describe(kind: str, role: Role, *, first: bool = False) -> str:
     """A procedure's change in words: ``the rmdir of pg_cryptokeys``."""
-    if kind == "create_file":
+    if kind == "create":
         return f"the creation of each key file in {_where(role)}"
     if kind == "unlink":
         return f"the {'first unlink' if first else 'unlinks'} in {_where(role)}"
@@ -152,7 +147,7 @@ def describe(kind: str, role: Role, *, first: bool = False) -> str:
 
 
 def _point(fsync: Step, step: Step, before: tuple[tuple[str, Role], ...]) -> Point:
-    durable: Durable = "data" if fsync.kind == "fsync_file" else "entry"
+    durable: Durable = "data" if fsync.kind == "fsync" else "entry"
     effect = Effect(durable, step.kind, step.role, each_key_file=step.repeat == "per_key_file")
     if durable == "data":
         what = f"the data of each key file in {_where(step.role)} (fsync of each file)"
@@ -234,7 +229,7 @@ def _covered(ops: Sequence[TracedOp], at: int, upto: int, point: Point, datadir:
     effect = point.effect
     path = ops[at].target if effect.kind == "rename" else ops[at].path
     if effect.durable == "data":
-        return any(o.kind == "fsync_file" and o.path == path for o in ops[at + 1 : upto])
+        return any(o.kind == "fsync" and o.path == path for o in ops[at + 1 : upto])
     parent = path.rpartition("/")[0] if effect.role in ("tmp file", "current file") else datadir
     return any(o.kind == "fsync_dir" and o.path == parent for o in ops[at + 1 : upto])
 

@@ -31,17 +31,19 @@ from typing import Final, Literal
 from pgkms.errors import StorageError
 from pgkms.fs import Stat
 
+from pgkms_conformance.image import Image, ImageEntry
+
 Ordering = Literal["subset", "prefix"]
 
 ROOT: Final = "pgdata"
-MUTATING: Final = frozenset(
-    {"mkdir", "create_file", "fsync_file", "fsync_dir", "rename", "unlink", "rmdir"}
-)
+# The mutating operations, named as the adapter protocol's ``fs_trace`` names them (ADP_05):
+# ``create`` is ``FileSystem.create_file`` (create exclusively and write), ``fsync`` is
+# ``FileSystem.fsync_file``; every other name is the method's own.
+TRACE_OPS: Final = ("mkdir", "create", "fsync", "fsync_dir", "rename", "unlink", "rmdir")
+MUTATING: Final = frozenset(TRACE_OPS)
 
-# One entry of a directory tree, relative to the root: directories end in "/" and have no
-# content. An image is a sorted tuple of entries: canonical, hashable, comparable.
-ImageEntry = tuple[str, int, bytes | None]
-Image = tuple[ImageEntry, ...]
+# A disk image is ``image.Image``: the sorted (path, mode, content) entries of the tree under
+# the root, directories ending in "/" with no content; canonical, hashable, comparable.
 
 # One atomic change to a directory's entries: each name is set to an inode, or removed (None).
 Change = tuple[tuple[str, int | None], ...]
@@ -54,7 +56,7 @@ class Op:
     kind: str
     path: str
     target: str = ""  # the destination of a rename
-    size: int = 0  # bytes written by create_file
+    size: int = 0  # bytes written by create
 
     @property
     def mutating(self) -> bool:
@@ -63,8 +65,8 @@ class Op:
     def __str__(self) -> str:
         if self.kind == "rename":
             return f"rename {self.path} -> {self.target}"
-        if self.kind == "create_file":
-            return f"create_file {self.path} ({self.size} bytes)"
+        if self.kind == "create":
+            return f"create {self.path} ({self.size} bytes)"
         return f"{self.kind} {self.path}"
 
 
@@ -246,7 +248,7 @@ class SimFileSystem:
         parent, name = self._split(path, "create")
         if name in parent.entries:
             raise StorageError(f"create {path}: file exists")
-        op = Op("create_file", path, size=len(data))
+        op = Op("create", path, size=len(data))
         self._mutate(op)
         self._change(parent, ((name, self._new(_File(mode, bytes(data), b""))),), op)
 
@@ -254,7 +256,7 @@ class SimFileSystem:
         node = self._node(path, "fsync")
         if not isinstance(node, _File):
             raise StorageError(f"fsync {path}: is a directory")
-        self._mutate(Op("fsync_file", path))
+        self._mutate(Op("fsync", path))
         node.durable = node.data
 
     def fsync_dir(self, path: str) -> None:

@@ -9,14 +9,14 @@ Three checks, all on what the IUT reports it did (ADP_05), all language-neutral:
   is judged on its own and is a case of its own: a missing one fails its own requirement (the
   others cited), with the operation left uncovered, where the point fell due and a short
   excerpt of the trace. Operations that break no point, extra fsyncs first, are allowed.
-- *Crash exploration*: the IUT's rotation trace is replayed on the crash explorer's simulated
-  filesystem; every crash image it allows is written to a fresh directory and the IUT's startup
-  runs on it with the old and with the new passphrase. Invariants I1..I4 (CRASH_07) are checked
-  by the explorer's own ``check``; only how startup is run differs (the IUT, through the
-  adapter, instead of the reference in process). A crash during the IUT's startup is explored
-  by replaying the startup's own trace (I3, REC_06), two crashes deep by default (a crash in
-  the recovery that follows a crash in recovery); images are deduplicated, so the deeper
-  level asks the IUT only about images no shallower crash produced.
+- *Crash exploration*: the crash explorer's engine (``crash/explorer.py``), given the IUT's
+  rotation trace as its trace source and the IUT's startup as its startup runner. The trace is
+  replayed on the simulated filesystem; every crash image it allows is written to a fresh
+  directory and the IUT's startup runs on it with the old and with the new passphrase.
+  Invariants I1..I4 (CRASH_07) are the explorer's own ``check``. A crash during the IUT's
+  startup is explored by replaying the startup's own trace (I3, REC_06), two crashes deep by
+  default (a crash in the recovery that follows a crash in recovery); images are deduplicated,
+  so the deeper level asks the IUT only about images no shallower crash produced.
 - *Upgrade*: the new cluster's entries of the IUT's ``upgrade_keys`` trace must keep the points
   of rotation's swap (``SPEC_UPGRADE``), charged to UPG_01 with ROT_04..ROT_06 cited, since the
   copy is crash-safe only if it is that swap; the crash explorer proves the swap safe for
@@ -32,35 +32,26 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from pgkms.errors import KmsError
-from pgkms.secret import Secret
-
 from pgkms_conformance.crash.explorer import (
     DEFAULT_DEPTH,
     SPEC,
     Explorer,
-    Found,
-    Outcome,
+    Scenario,
+    StartupRun,
+    StartupRunner,
+    Traced,
     Violation,
 )
 from pgkms_conformance.crash.points import POINTS, Point, judge
-from pgkms_conformance.crash.simfs import ROOT, CrashState, Image, Op, SimFileSystem
+from pgkms_conformance.crash.simfs import ROOT, SimFileSystem
 from pgkms_conformance.harness.checks import Context
-from pgkms_conformance.harness.fstrace import (
-    BadTrace,
-    TraceOp,
-    faithful,
-    image_of,
-    listing_of,
-    parse_trace,
-    replay,
-)
-from pgkms_conformance.harness.listing import Listing, read_listing
+from pgkms_conformance.harness.fstrace import BadTrace, TraceOp, faithful, parse_trace, replay
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.oracle import Answer, Json
 from pgkms_conformance.harness.scenarios import Secrets, Workspace, as_tmp, key_set, rotated
 from pgkms_conformance.harness.session import RunAborted
 from pgkms_conformance.harness.syscalls import NotExclusive, NotJudged
+from pgkms_conformance.image import Image, Listing, freeze, snapshot, thaw
 from pgkms_conformance.protocol.client import AdapterFailure
 
 STAGE: Final = "durability"
@@ -92,10 +83,6 @@ UNSUPPORTED_REQS: Final = (
     "CRASH_07",
     "ADP_05",
 )
-
-
-class Capped(Exception):
-    """The exploration reached ``STATE_CAP`` distinct images."""
 
 
 @dataclass
@@ -191,68 +178,37 @@ def point_cases(label: str, ops: list[TraceOp], points: Sequence[Point]) -> Iter
         )
 
 
-# -- the crash explorer, with the IUT's startup --------------------------------------------------
-class IutExplorer(Explorer):
-    """The reference explorer's invariant checks, run on the IUT: ``startup_outcome`` and
-    ``crashed_startups`` ask the IUT instead of running the reference in process."""
+# -- the crash explorer, with the IUT's trace and startup ---------------------------------------
+def replayed(ops: Sequence[TraceOp], image: Image, contents: dict[int, bytes]) -> Traced:
+    """An IUT's trace as the crash engine's trace source: replayed on the simulated filesystem
+    from ``image``, the power failing after any prefix of it."""
 
-    def __init__(
-        self, ctx: Context, ws: Workspace, figures: Figures, depth: int = DEFAULT_DEPTH
-    ) -> None:
-        super().__init__(SPEC, depth=depth)
-        self.ctx = ctx
-        self.ws = ws
-        self.figures = figures
-        self._runs: dict[tuple[Image, bytes], tuple[Outcome, list[TraceOp], dict[int, bytes]]] = {}
+    def crashed(point: int) -> SimFileSystem:
+        return replay(ops, image, contents, crash_after=point)
 
-    def _run(
-        self, image: Image, passphrase: bytes
-    ) -> tuple[Outcome, list[TraceOp], dict[int, bytes]]:
-        key = (image, passphrase)
-        if key not in self._runs:
-            directory = self.ws.fresh(listing_of(image))
-            params = {"datadir": str(directory), "passphrase": passphrase.hex()}
-            answer, ops = _traced(self.ctx, "startup", params)
-            self.figures.startups += 1
-            after = read_listing(directory)
-            contents = faithful(ops, image, after) if answer.ok else {}
-            keys = (
-                tuple(bytes.fromhex(str(k)) for k in answer.result.get("keys", []))
-                if answer.ok
-                else None
-            )
-            outcome = Outcome(
-                None if answer.ok else answer.code,
-                keys,
-                image_of(after),
-                self._decision(image, passphrase),
-            )
-            self._runs[key] = (outcome, ops, contents)
-        return self._runs[key]
+    return Traced([op.as_op() for op in ops], crashed)
 
-    def _decision(self, image: Image, passphrase: bytes) -> str:
-        """The reference's recovery decision for the image: only used to describe states."""
-        try:
-            return SPEC.decide(SimFileSystem(image, ROOT), ROOT, Secret(passphrase))
-        except KmsError:
-            return "fail"
 
-    def startup_outcome(self, image: Image, passphrase: bytes) -> tuple[Outcome, list[Op]]:
-        outcome, ops, _ = self._run(image, passphrase)
-        return outcome, [op.as_op() for op in ops]
+def iut_startup(ctx: Context, ws: Workspace, figures: Figures) -> StartupRunner:
+    """The crash engine's startup runner: the IUT's startup, on a fresh directory holding the
+    image, its trace checked to account for the directory it left (ADP_05)."""
 
-    def crashed_startups(self, image: Image, passphrase: bytes) -> list[tuple[int, CrashState]]:
-        key = (image, passphrase)
-        if key not in self._crashed:
-            _, ops, contents = self._run(image, passphrase)
-            found: dict[Image, tuple[int, CrashState]] = {}
-            for point in range(len(ops) + 1):
-                fs = replay(ops, image, contents, crash_after=point)
-                for state in fs.crash_states(self.ordering, self.torn):
-                    if state.image != image and state.image not in found:
-                        found[state.image] = (point, state)
-            self._crashed[key] = list(found.values())
-        return self._crashed[key]
+    def run(image: Image, passphrase: bytes) -> StartupRun:
+        directory = ws.fresh(thaw(image))
+        params = {"datadir": str(directory), "passphrase": passphrase.hex()}
+        answer, ops = _traced(ctx, "startup", params)
+        figures.startups += 1
+        after = snapshot(directory)
+        contents = faithful(ops, image, after) if answer.ok else {}
+        keys = (
+            tuple(bytes.fromhex(str(k)) for k in answer.result.get("keys", []))
+            if answer.ok
+            else None
+        )
+        error = None if answer.ok else answer.code
+        return StartupRun(error, keys, freeze(after), replayed(ops, image, contents))
+
+    return run
 
 
 def _describe(v: Violation, ops: list[TraceOp]) -> str:
@@ -274,11 +230,11 @@ def explore_rotation(
 ) -> Iterator[Case]:
     """Rotate once with the IUT, check the trace, then crash it everywhere (CRASH_07), and
     crash each recovery up to ``depth`` times in a row (I3)."""
-    explorer = IutExplorer(ctx, ws, figures, depth)
-    scenario = explorer.scenario
+    scenario = Scenario()
     for secret in (scenario.old, scenario.new, *scenario.keys):
         ctx.redactor.add(secret)
-    directory = ws.fresh(listing_of(explorer.initial))
+    initial = scenario.initial_image()
+    directory = ws.fresh(thaw(initial))
     params: Json = {
         "datadir": str(directory),
         "old_passphrase": scenario.old.hex(),
@@ -297,9 +253,9 @@ def explore_rotation(
         )
         return
     figures.rotation_ops = len(ops)
-    after = read_listing(directory)
+    after = snapshot(directory)
     try:
-        contents = faithful(ops, explorer.initial, after)
+        contents = faithful(ops, initial, after)
     except BadTrace as exc:
         yield _case(
             "rotation trace accounts for the disk", Verdict.FAILED, ("ADP_05",), found=str(exc)
@@ -307,28 +263,26 @@ def explore_rotation(
         return
     yield _case("rotation trace accounts for the disk", Verdict.PASSED, ("ADP_05",))
     yield from point_cases("rotation", ops, POINTS["rotation"])
-    states: dict[Image, Found] = {}
-    try:
-        for point in range(len(ops) + 1):
-            fs = replay(ops, explorer.initial, contents, crash_after=point)
-            for state in fs.crash_states(explorer.ordering, explorer.torn):
-                if state.image not in states:
-                    if len(states) >= STATE_CAP:
-                        raise Capped
-                    states[state.image] = Found(state, point, f"after {point} operation(s)")
-    except Capped:
-        figures.capped = True
-    figures.states = len(states)
+    explorer = Explorer(
+        SPEC,
+        scenario,
+        depth=depth,
+        rotation=lambda: replayed(ops, initial, contents),
+        startup=iut_startup(ctx, ws, figures),
+        state_cap=STATE_CAP,
+    )
+    report = explorer.run()
+    figures.states = len(report.states)
+    figures.capped = report.capped
     violations: dict[tuple[str, str], Violation] = {}
-    for found in states.values():
-        for v in explorer.check(found):
-            key = (v.invariant, v.reason)
-            rank = (v.crash_point, v.state.severity, v.detail)
-            best = violations.get(key)
-            if best is None or rank < (best.crash_point, best.state.severity, best.detail):
-                violations[key] = v
-    figures.recovery_states = len(explorer.recovery_states)
-    figures.depths = explorer.depth_figures(set(states))
+    for v in report.violations:
+        key = (v.invariant, v.reason)
+        rank = (v.crash_point, v.state.severity, v.detail)
+        best = violations.get(key)
+        if best is None or rank < (best.crash_point, best.state.severity, best.detail):
+            violations[key] = v
+    figures.recovery_states = report.recovery_states
+    figures.depths = report.depths
     source: dict[str, object] = {
         "check": "crash exploration of the IUT's rotation trace",
         "rotation operations": figures.rotation_ops,
@@ -420,7 +374,7 @@ def recovery_sequences(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case
             )
             continue
         try:
-            faithful(ops, image_of(listing), read_listing(directory))
+            faithful(ops, freeze(listing), snapshot(directory))
         except BadTrace as exc:
             yield _case(f"recovery trace: {name}", Verdict.FAILED, ("ADP_05",), found=str(exc))
             continue
@@ -444,7 +398,7 @@ def upgrade_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     passphrase; the new cluster's trace must be rotation's swap (ROT_04..ROT_06)."""
     old = ws.fresh(key_set(ws, s.a, s.keys, s.ivs))
     new = ws.fresh(key_set(ws, s.a, s.keys, s.ivs2))  # its own records (other IVs)
-    before = read_listing(new)
+    before = snapshot(new)
     params: Json = {"old_datadir": str(old), "new_datadir": str(new), "passphrase": s.a.hex()}
     answer, ops = _traced(ctx, "upgrade_keys", params)
     if not answer.ok:
@@ -457,7 +411,7 @@ def upgrade_sequence(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
         )
         return
     try:
-        faithful(ops, image_of(before), read_listing(new))
+        faithful(ops, freeze(before), snapshot(new))
     except BadTrace as exc:
         yield _case("upgrade trace", Verdict.FAILED, ("ADP_05",), found=str(exc))
         return

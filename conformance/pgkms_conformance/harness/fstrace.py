@@ -16,23 +16,17 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from pgkms.errors import StorageError
 
-from pgkms_conformance.crash.simfs import ROOT, Image, Op, SimFileSystem, SimulatedCrash
-from pgkms_conformance.harness.listing import Entry, Listing
-
-# protocol op -> the FileSystem method it mirrors
-TRACE_OPS: Final = {
-    "mkdir": "mkdir",
-    "create": "create_file",
-    "fsync": "fsync_file",
-    "fsync_dir": "fsync_dir",
-    "rename": "rename",
-    "unlink": "unlink",
-    "rmdir": "rmdir",
-}
+from pgkms_conformance.crash.simfs import (
+    ROOT,
+    TRACE_OPS,
+    Op,
+    SimFileSystem,
+    SimulatedCrash,
+)
+from pgkms_conformance.image import Image, Listing, thaw
 
 
 class BadTrace(Exception):
@@ -41,7 +35,7 @@ class BadTrace(Exception):
 
 @dataclass(frozen=True)
 class TraceOp:
-    kind: str  # a FileSystem method name, as the crash explorer's ``Op``
+    kind: str  # one of ``TRACE_OPS``, as the crash explorer's ``Op``
     path: str  # simulated path: "pgdata" or "pgdata/<relative path>"
     target: str = ""  # rename destination
     mode: int = 0
@@ -75,21 +69,13 @@ def parse_trace(raw: object, *, keep_old_cluster: bool = False) -> list[TraceOp]
             raise BadTrace(f"{where}: expected an object with op one of {', '.join(TRACE_OPS)}")
         if item.get("cluster") == "old" and not keep_old_cluster:
             continue
-        kind = TRACE_OPS[item["op"]]
+        kind = str(item["op"])
         mode, size = item.get("mode", 0), item.get("size", 0)
         if not isinstance(mode, int) or not isinstance(size, int) or size < 0:
             raise BadTrace(f"{where}: mode and size must be non-negative integers")
         target = _sim_path(item["to"], f"{where}.to") if kind == "rename" else ""
         ops.append(TraceOp(kind, _sim_path(item.get("path"), f"{where}.path"), target, mode, size))
     return ops
-
-
-def image_of(listing: Listing) -> Image:
-    return tuple(sorted((rel, entry.mode, entry.content) for rel, entry in listing.items()))
-
-
-def listing_of(image: Image) -> Listing:
-    return {rel: Entry(mode, content) for rel, mode, content in image}
 
 
 def replay(
@@ -104,12 +90,18 @@ def replay(
         try:
             if op.kind == "mkdir":
                 fs.mkdir(op.path, op.mode)
-            elif op.kind == "create_file":
+            elif op.kind == "create":
                 fs.create_file(op.path, contents.get(index, bytes(op.size)), op.mode)
+            elif op.kind == "fsync":
+                fs.fsync_file(op.path)
+            elif op.kind == "fsync_dir":
+                fs.fsync_dir(op.path)
             elif op.kind == "rename":
                 fs.rename(op.path, op.target)
+            elif op.kind == "unlink":
+                fs.unlink(op.path)
             else:
-                getattr(fs, op.kind)(op.path)
+                fs.rmdir(op.path)
         except SimulatedCrash:
             break
         except StorageError as exc:
@@ -130,7 +122,7 @@ def resolve_contents(ops: Sequence[TraceOp], before: Image, after: Listing) -> d
     keeps zero bytes of its size (the directory no longer holds them).
     """
     markers = {
-        i: _marker(i, op.size) for i, op in enumerate(ops) if op.kind == "create_file" and op.size
+        i: _marker(i, op.size) for i, op in enumerate(ops) if op.kind == "create" and op.size
     }
     final = replay(ops, before, markers).image()
     by_marker = {m: i for i, m in markers.items() if len(m) >= 16}
@@ -153,7 +145,7 @@ def resolve_contents(ops: Sequence[TraceOp], before: Image, after: Listing) -> d
 def faithful(ops: Sequence[TraceOp], before: Image, after: Listing) -> dict[int, bytes]:
     """The creates' contents, once the trace is shown to account for ``after`` exactly."""
     contents = resolve_contents(ops, before, after)
-    replayed = listing_of(replay(ops, before, contents).image())
+    replayed = thaw(replay(ops, before, contents).image())
     for rel in sorted(set(replayed) | set(after)):
         want, got = replayed.get(rel), after.get(rel)
         if want == got:

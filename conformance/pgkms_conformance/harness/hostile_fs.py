@@ -1,7 +1,7 @@
 """Hostile data directories, and how the harness looks at them without being hurt by them.
 
-``listing.read_listing`` reads every file whole and follows symbolic links: on a FIFO it would
-block, on a link to ``/dev/zero`` it would never end, and ``shutil.rmtree`` recurses (1,100
+A naive reader that reads every file whole and follows symbolic links would, on a FIFO,
+block; on a link to ``/dev/zero`` it would never end, and ``shutil.rmtree`` recurses (1,100
 nested directories exceed Python's limit). The helpers here never follow a link, never open
 anything but a small regular file, and walk iteratively (ENV_01 .. ENV_04 apply to the harness
 too).

@@ -139,7 +139,7 @@ class Report:
             if not row_counts and cited[req_id]:
                 note = "not judged on its own: only cited by failures charged to other rules"
             elif not row_counts and info is not None:
-                note = info.unobservable or "no check ran for this IUT"
+                note = "no check ran for this IUT"
             rows.append(
                 RequirementResult(
                     id=req_id,

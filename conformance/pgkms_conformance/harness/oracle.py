@@ -11,8 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pgkms.tools.adapter import handle_line
 
 from pgkms_conformance.harness.redact import describe_field
@@ -74,13 +72,3 @@ def oracle(op: str, params: Json) -> Answer:
         return Answer(ok=True, result=response["result"])
     error = response["error"]
     return Answer(ok=False, code=error["code"], message=error["message"])
-
-
-def seal_blocks(enc: bytes, mac: bytes, iv: bytes, blocks: bytes) -> bytes:
-    """A wrapped value around already block-aligned bytes, padding NOT added: how the harness
-    builds inputs whose HMAC is valid but whose padding is not (WRAP_08)."""
-    encryptor = Cipher(algorithms.AES(enc), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(blocks) + encryptor.finalize()
-    tag = hmac.HMAC(mac, hashes.SHA256())
-    tag.update(ciphertext)
-    return tag.finalize() + iv + ciphertext

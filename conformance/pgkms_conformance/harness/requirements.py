@@ -1,7 +1,6 @@
-"""The requirement IDs the harness reports on (pinned list: /work/briefs/requirements.md).
+"""The requirement IDs the harness reports on, each with the short title its reports show.
 
-``unobservable`` says why a requirement cannot be judged through the adapter protocol; such a
-requirement is reported as not applicable, with that reason, instead of silently passing. The
+A requirement no check judged for an IUT is reported as such, never as passed. The
 durability rules (DISK_07, BOOT_04, REC_06) are judged on the IUT's own filesystem trace when it
 claims the ``fs_trace`` capability (ADP_05; stage ``durability``), and reported unsupported when
 it does not.
@@ -23,7 +22,6 @@ REQUIREMENT_ID = REQUIREMENT_CITATION_RE
 @dataclass(frozen=True)
 class Requirement:
     title: str
-    unobservable: str | None = None
 
 
 REQUIREMENTS: Final[dict[str, Requirement]] = {

@@ -36,18 +36,18 @@ from pgkms_conformance.harness.checks import (
     fixed,
     leaked_secret,
 )
-from pgkms_conformance.harness.listing import (
-    Entry,
-    Listing,
-    differences,
-    read_listing,
-    remove_tree,
-    to_json,
-    write_listing,
-)
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle
 from pgkms_conformance.harness.session import RunAborted
+from pgkms_conformance.image import (
+    Entry,
+    Listing,
+    differences,
+    materialise,
+    remove_tree,
+    snapshot,
+    to_json,
+)
 from pgkms_conformance.protocol.client import AdapterFailure
 
 KD, TMP = "pg_cryptokeys", "pg_cryptokeys_tmp"
@@ -71,7 +71,7 @@ class Workspace:
         path = self.root / f"d{self._n}"
         path.mkdir(mode=0o700)
         if listing:
-            write_listing(path, listing)
+            materialise(listing, path)
         return path
 
     def close(self) -> None:
@@ -133,7 +133,7 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
         answer = oracle(step.op, params)  # keep the chain going on the IUT's directory
         case = Case("scenarios", name, Verdict.UNSUPPORTED, step.requirements, source)
         return StepResult(case, answer)
-    before = read_listing(datadir)
+    before = snapshot(datadir)
     oracle_dir = ws.fresh(before)
     expected = oracle(step.op, {**step.params, "datadir": str(oracle_dir)})
     try:
@@ -156,7 +156,7 @@ def run_step(ctx: Context, ws: Workspace, scenario: str, step: Step, datadir: Pa
     # Resynchronise: later steps of a chain judge later behaviour, not this step's damage.
     remove_tree(datadir)  # a data directory swapped for a link: the link goes, not its target
     datadir.mkdir(mode=0o700)
-    write_listing(datadir, read_listing(oracle_dir))
+    materialise(snapshot(oracle_dir), datadir)
     case = Case(
         "scenarios",
         name,
@@ -199,9 +199,9 @@ def _problems(
     if not same_answer:
         rules = (step.attribute or fixed(*step.requirements))(expected, found)
         answer = [(r, "the answer differs from the reference's") for r in rules]
-    after = read_listing(datadir)
+    after = snapshot(datadir)
     # Placeholders for the two rules tell an entry's change from wrong bytes in what comes back.
-    disk = differences(read_listing(oracle_dir), after, not step.random_output, _CONTENT, _CHANGE)
+    disk = differences(snapshot(oracle_dir), after, not step.random_output, _CONTENT, _CHANGE)
     change_rule = step.change_rule or step.requirements[0]
     content_rule = step.content_rule or step.requirements[0]
     changes = [(change_rule, text) for rule, text in disk if rule == _CHANGE]
@@ -234,7 +234,7 @@ def key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[bytes
     """``pg_cryptokeys`` holding ``keys`` wrapped under ``passphrase`` (reference bootstrap)."""
     d = ws.fresh()
     ref_bootstrap(str(d), Secret(passphrase), random=ScriptedRandom([*keys, *ivs]))
-    return read_listing(d)
+    return snapshot(d)
 
 
 def odd_key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[bytes]) -> Listing:
@@ -243,13 +243,13 @@ def odd_key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[b
     internal = InternalKeys.from_ids({KeyId(i): Secret(k) for i, k in enumerate(keys)})
     records = wrap_key_set(derive_kek(Secret(passphrase)), internal, ScriptedRandom(ivs))
     write_key_set(OsFileSystem(), str(d / KD), records)
-    return read_listing(d)
+    return snapshot(d)
 
 
 def rotated(ws: Workspace, listing: Listing, old: bytes, new: bytes, ivs: list[bytes]) -> Listing:
     d = ws.fresh(listing)
     ref_rotate(str(d), Secret(old), Secret(new), random=ScriptedRandom(ivs))
-    return read_listing(d)
+    return snapshot(d)
 
 
 def as_tmp(listing: Listing) -> Listing:
@@ -343,7 +343,7 @@ def lifecycle(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     ]
     for step in refusals:
         yield run_step(ctx, ws, "lifecycle", step, d).case
-    held = oracle("startup", {"datadir": str(ws.fresh(read_listing(d))), "passphrase": a})
+    held = oracle("startup", {"datadir": str(ws.fresh(snapshot(d))), "passphrase": a})
     rot_params: Json = {"old_passphrase": a, "new_passphrase": b}
     if inject:
         rot_params["ivs"] = [v.hex() for v in s.ivs2]
@@ -578,8 +578,8 @@ def _upgrade_case(
     if not found.agrees_with(expected):
         problems.append(("UPG_01", "the answer differs from the reference's"))
     for label, want, got in (
-        ("new cluster", read_listing(ref_new), read_listing(iut_new)),
-        ("old cluster", read_listing(ref_old), read_listing(iut_old)),
+        ("new cluster", snapshot(ref_new), snapshot(iut_new)),
+        ("old cluster", snapshot(ref_old), snapshot(iut_old)),
     ):
         problems += [
             (rule, f"{label}: {text}")

@@ -1,11 +1,9 @@
 """The mutants: one deviation each, the requirement it violates, and the patch that makes it.
 
-``caught_by`` says which tool is expected to catch it: ``harness`` (this package's ``run``) or
-``crash_explorer`` (the reference's protocol code on a simulated filesystem). Every mutant is now
-a harness one: the durability rules (DISK_07, BOOT_04, ROT_04..ROT_06) are judged on the IUT's
-self-reported filesystem trace (capability ``fs_trace``, ADP_05), which ``pgkms_independent``
-records in its disk layer, on the code path that does the work; a mutant that drops an fsync
-drops its trace entry with it.
+The harness (this package's ``run``) must catch every one, the durability rules included
+(DISK_07, BOOT_04, ROT_04..ROT_06): they are judged on the IUT's self-reported filesystem trace
+(capability ``fs_trace``, ADP_05), which ``pgkms_independent`` records in its disk layer, on the
+code path that does the work; a mutant that drops an fsync drops its trace entry with it.
 
 Patches import ``pgkms_independent`` lazily: the catalog itself can be listed without it.
 """
@@ -26,8 +24,6 @@ from Crypto.Util.Padding import pad
 from pgkms_conformance.mutants import safety_mutants
 from pgkms_conformance.mutants.patching import SeamMissing, module, original, rebind, set_method
 
-Detector = Literal["harness", "crash_explorer"]
-
 
 @dataclass(frozen=True)
 class Mutant:
@@ -37,7 +33,6 @@ class Mutant:
     violates: str  # the requirement ID a run of the harness must report as failed
     description: str
     apply: Callable[[], None]
-    caught_by: Detector = "harness"
 
     def __str__(self) -> str:
         return self.name

@@ -21,12 +21,6 @@ from pgkms_conformance.harness.model import Verdict
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
 from pgkms_conformance.mutants.catalog import BY_NAME, MUTANTS, Mutant
 
-OUTSIDE_VIEW = (
-    "not observable through the adapter protocol: a missing fsync changes no answer and no "
-    "file the harness can read; the crash explorer checks durability on the reference's "
-    "FileSystem seam, which pgkms_independent does not use"
-)
-
 
 def mutant_command(name: str) -> list[str]:
     return [sys.executable, "-P", "-m", "pgkms_conformance.mutants.adapter", "--mutant", name]
@@ -45,7 +39,6 @@ class ZooSettings:
 class MutantResult:
     name: str
     violates: str
-    caught_by: str
     caught: bool
     failed_requirements: tuple[str, ...]  # charged as the primary requirement of a failure
     verdict: str  # the harness run's: pass / fail / aborted
@@ -71,14 +64,11 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
     cited = tuple(r.id for r in rows if r.cited and r.verdict is not Verdict.FAILED)
     verdict = "aborted" if report.aborted else "pass" if report.passed else "fail"
     note = ""
-    if mutant.caught_by == "crash_explorer":
-        note = OUTSIDE_VIEW
-    elif report.aborted is not None:
+    if report.aborted is not None:
         note = f"the run was aborted: {report.aborted.kind}: {report.aborted.message}"
     return MutantResult(
         name=name,
         violates=mutant.violates,
-        caught_by=mutant.caught_by,
         caught=mutant.violates in failed,
         failed_requirements=failed,
         verdict=verdict,

@@ -10,8 +10,9 @@ A vector file is self-describing, in the spirit of Wycheproof and C2SP CCTV:
   (bytes as lowercase hex), and either the ``expected`` result fields or the ``error`` code.
 
 Modules: ``drbg`` (the deterministic byte source), ``canonical`` (file bytes and test ids),
-``listing`` (directory listings <-> real directories), ``builder`` (assembling a family, checked
-against the reference), ``families`` (one module per vector file), ``schemas`` (one strict JSON
-Schema per family), ``generate`` (write / check every file), ``runner`` (run vectors through an
-adapter), ``accumulated`` (the hashed many-case family), ``cli`` (``pgkms-conformance vectors``).
+``builder`` (assembling a family, checked against the reference), ``families`` (one module per
+vector file), ``schemas`` (one strict JSON Schema per family), ``generate`` (write / check every
+file), ``runner`` (run vectors through an adapter), ``accumulated`` (the hashed many-case
+family), ``cli`` (``pgkms-conformance vectors``). Directory listings are
+``pgkms_conformance.image``.
 """

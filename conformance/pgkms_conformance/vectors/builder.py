@@ -23,8 +23,8 @@ from typing import Any, Final
 from pgkms.tools.adapter import handle_line
 
 from pgkms_conformance.ids import CITABLE_ID_RE
+from pgkms_conformance.image import ListingJson, TempDatadir, from_json, snapshot, to_json
 from pgkms_conformance.vectors.canonical import vector_id
-from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
 
 REQUIREMENT_ID: Final = CITABLE_ID_RE
 RESULTS: Final = ("valid", "invalid", "acceptable")
@@ -36,14 +36,14 @@ class GeneratorError(Exception):
     """The reference disagrees with a case's stated intent, or a family is malformed."""
 
 
-def call_reference(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], Listing | None]:
+def call_reference(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], ListingJson | None]:
     """Run one request through the reference adapter; return its response and, for a directory
     op, the listing of the data directory afterwards."""
     if isinstance(params.get("datadir"), dict):
-        with TempDatadir(params["datadir"]) as root:
+        with TempDatadir(from_json(params["datadir"])) as root:
             line = json.dumps({"id": 0, "op": op, **params, "datadir": str(root)})
             response, _ = handle_line(line)
-            return response, snapshot(root)
+            return response, to_json(snapshot(root))
     response, _ = handle_line(json.dumps({"id": 0, "op": op, **params}))
     return response, None
 
@@ -53,6 +53,9 @@ class Group:
     type: str
     comment: str
     tests: list[dict[str, Any]] = field(default_factory=list)
+    # fields every test of the group shares (e.g. the crash model), written after the comment;
+    # the family's ``group_fields`` types them in its schema
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def add(
         self,
@@ -130,9 +133,11 @@ class Family:
     header: list[str]
     notes: dict[str, str]
     groups: list[Group] = field(default_factory=list)
+    # JSON Schema of the groups' own ``fields`` (``schemas.family_schema``)
+    group_fields: dict[str, Any] = field(default_factory=dict)
 
-    def group(self, type_: str, comment: str) -> Group:
-        g = Group(type_, comment)
+    def group(self, type_: str, comment: str, fields: dict[str, Any] | None = None) -> Group:
+        g = Group(type_, comment, fields=dict(fields or {}))
         self.groups.append(g)
         return g
 
@@ -163,7 +168,9 @@ class Family:
                     raise GeneratorError(f"{where}: same op and input as tcId {seen[ident]}")
                 seen[ident] = tc_id
                 tests_out.append({"tcId": tc_id, "id": ident, **t})
-            groups_out.append({"type": g.type, "comment": g.comment, "tests": tests_out})
+            groups_out.append(
+                {"type": g.type, "comment": g.comment, **g.fields, "tests": tests_out}
+            )
         unused = sorted(set(self.notes) - used_flags)
         if unused:
             raise GeneratorError(f"{self.name}: notes explain unused flag(s) {unused}")

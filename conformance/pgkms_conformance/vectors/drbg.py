@@ -7,22 +7,17 @@ Definition, complete enough to reproduce any vector's keys, IVs, passphrases and
 ``label`` is a short ASCII path naming the value, e.g. ``wrap/length-17/iv`` or
 ``accumulated/42/plaintext``; each vector file's header lists the labels it uses. Distinct
 labels give independent-looking values, and the same label always gives the same bytes, so
-regeneration is byte-identical on every machine.
+regeneration is byte-identical on every machine. ``D`` itself is ``material.derive``, which the
+crash explorer's scenario draws from too.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
-SEED: Final = b"pgkms-vectors/v1/"
+from pgkms_conformance.material import SEED, derive
 
-
-def derive(label: str, n: int) -> bytes:
-    """``D(label, n)``: the first ``n`` bytes of SHAKE-128 over the seed and the label."""
-    if n < 0:
-        raise ValueError(f"derive: byte count must be >= 0, found {n}")
-    return hashlib.shake_128(SEED + label.encode("utf-8")).digest(n)
+__all__ = ["DESCRIPTION", "SEED", "derive", "derive_printable"]
 
 
 def derive_printable(label: str, n: int) -> bytes:

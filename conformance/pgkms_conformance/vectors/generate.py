@@ -2,25 +2,25 @@
 
 ``generate_all`` returns the canonical text of every file, keyed by its path relative to the
 vector directory (``kdf.json``, ``schemas/kdf_schema.json``, ...). Generation is deterministic:
-the same code gives the same bytes on every machine (VEC_02, VEC_03). The crash helper's
-``crash_recovery.json`` is included when ``pgkms_conformance.crash.vectors`` is importable.
+the same code gives the same bytes on every machine (VEC_02, VEC_03). Each file is one family
+module under ``families/``; its schema is built from the document it produced
+(``schemas.schema_for_document``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from pgkms_conformance.vectors import accumulated, canonical
 from pgkms_conformance.vectors.builder import Family
 from pgkms_conformance.vectors.families import (
     accumulated_family,
+    crash_recovery,
     kdf,
     key_directory,
     key_record,
@@ -31,8 +31,6 @@ from pgkms_conformance.vectors.families import (
 from pgkms_conformance.vectors.schemas import schema_for_document
 
 Progress = Callable[[str], None]
-CRASH_MODULE: Final = "pgkms_conformance.crash.vectors"
-CRASH_GROUP_FIELDS: Final = {"protocol": {"enum": ["spec", "2020"]}}
 
 
 def _families(accumulated_count: int) -> dict[str, Callable[[], Family]]:
@@ -46,6 +44,7 @@ def _families(accumulated_count: int) -> dict[str, Callable[[], Family]]:
         "wrap": wrapping.build_wrap,
         "sql_wrap": wrapping.build_sql_wrap,
         "accumulated": lambda: accumulated_family.build(accumulated_count),
+        "crash_recovery": crash_recovery.build,
     }
 
 
@@ -56,34 +55,6 @@ class Generated:
     seconds: dict[str, float]  # family -> generation time
 
 
-@dataclass(frozen=True)
-class ForeignFamily:
-    """A family another module produces: its document, file text and schema text."""
-
-    document: dict[str, Any]
-    text: str
-    schema_text: str
-
-
-def crash_family() -> ForeignFamily | None:
-    """The crash helper's crash-recovery vectors, when ``pgkms_conformance.crash.vectors`` is
-    present: its document written with its own ``dump`` and validated by its own schema (both
-    owned by that module), so ``generate`` and the module's tests agree byte for byte."""
-    if importlib.util.find_spec("pgkms_conformance.crash") is None:
-        return None
-    if importlib.util.find_spec(CRASH_MODULE) is None:
-        return None
-    module = importlib.import_module(CRASH_MODULE)
-    document: dict[str, Any] = module.crash_vectors()
-    dump = getattr(module, "dump", canonical.dumps)
-    schema_file = Path(str(module.__file__)).with_name(str(document["schema"]))
-    if schema_file.is_file():
-        schema_text = schema_file.read_text(encoding="utf-8")
-    else:
-        schema_text = canonical.dumps(schema_for_document(document, CRASH_GROUP_FIELDS))
-    return ForeignFamily(document, str(dump(document)), schema_text)
-
-
 def generate_all(
     accumulated_count: int = accumulated.DEFAULT_COUNT, progress: Progress | None = None
 ) -> Generated:
@@ -91,7 +62,7 @@ def generate_all(
     counts: dict[str, int] = {}
     seconds: dict[str, float] = {}
 
-    def emit(document: dict[str, Any], group_fields: dict[str, Any] | None = None) -> None:
+    def emit(document: dict[str, Any], group_fields: dict[str, Any]) -> None:
         name = document["family"]
         files[f"{name}.json"] = canonical.dumps(document)
         schema = schema_for_document(document, group_fields)
@@ -102,17 +73,8 @@ def generate_all(
         if progress:
             progress(f"generating {name} ...")
         start = time.perf_counter()
-        emit(build().document())
-        seconds[name] = time.perf_counter() - start
-    if progress:
-        progress("generating crash_recovery (if pgkms_conformance.crash is present) ...")
-    start = time.perf_counter()
-    crash = crash_family()
-    if crash is not None:
-        name = crash.document["family"]
-        files[f"{name}.json"] = crash.text
-        files[f"schemas/{crash.document['schema']}"] = crash.schema_text
-        counts[name] = int(crash.document["numberOfTests"])
+        family = build()
+        emit(family.document(), family.group_fields)
         seconds[name] = time.perf_counter() - start
     return Generated(files=files, counts=counts, seconds=seconds)
 

@@ -12,15 +12,15 @@ Used by this project's tests and by the conformance harness:
   was expected versus found. Values are described by length and a SHA-256 prefix, never shown:
   vectors carry keys, passphrases and plaintexts, and reports are read by people and CI logs.
 
-Directory ops: ``input.datadir`` is a listing (see ``listing``) written into a fresh temporary
-directory whose path replaces it in the request; ``expected.datadir`` is compared with the
-directory afterwards; the directory is always removed.
+Directory ops: ``input.datadir`` is a listing (``pgkms_conformance.image``) written into a
+fresh temporary directory whose path replaces it in the request; ``expected.datadir`` is
+compared with the directory afterwards; the directory is always removed.
 
 Without the ``inject_randomness`` capability the injected ``iv``/``ivs``/``keys`` fields are
 left out and a positive test is checked by what does not depend on them: output length and a
-round trip through the IUT's own unwrap (wrap ops), the shape of the key directory and that it
-opens to the right keys (bootstrap, rotate). Protocol failures of the IUT (crash, hang, garbage)
-propagate as ``AdapterFailure``: the caller owns the session.
+round trip through the IUT's own unwrap (wrap ops), the shape of the key directory
+(``image.shape``) and that it opens to the right keys (bootstrap, rotate). Protocol failures
+of the IUT (crash, hang, garbage) propagate as ``AdapterFailure``: the caller owns the session.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from jsonschema import Draft202012Validator
 from pgkms.layout import WRAP_OVERHEAD
 
 from pgkms_conformance.attribution import LENGTH_RULE, charged, code_rule, wrapped_rule
+from pgkms_conformance.image import ListingJson, TempDatadir, from_json, shape, snapshot, to_json
 from pgkms_conformance.protocol.client import AdapterClient, Response
 from pgkms_conformance.vectors import accumulated
 from pgkms_conformance.vectors.canonical import vector_id
-from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
 
 Json = dict[str, Any]
 Status = Literal["passed", "failed", "unsupported"]
@@ -198,7 +198,7 @@ def redact(name: str, value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | None:
+def listing_difference(expected: ListingJson, found: ListingJson) -> tuple[str, str] | None:
     """The first difference between two listings, described without contents."""
     for rel in sorted(set(expected) | set(found)):
         want, got = expected.get(rel), found.get(rel)
@@ -219,7 +219,7 @@ def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | N
 _DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
 
 
-def listing_rule(op: str, expected: Listing, found: Listing) -> str | None:
+def listing_rule(op: str, expected: ListingJson, found: ListingJson) -> str | None:
     """The requirement the first difference of ``listing_difference`` breaks, when it says:
     a mode (DISK_01 for a directory, DISK_02 for a file), a record's size or id (DISK_03), or
     the region of its wrapped key that differs (``attribution.wrapped_rule``; a wrong IV or
@@ -241,13 +241,6 @@ def listing_rule(op: str, expected: Listing, found: Listing) -> str | None:
         rule = wrapped_rule(a[4:], b[4:])
         return _DRAW_RULES.get(op, rule) if rule in ("WRAP_02", "WRAP_03") else rule
     return None
-
-
-def _shape(listing: Listing) -> dict[str, tuple[Any, int]]:
-    """Paths, modes and sizes: what a listing shows when its bytes depend on random draws."""
-    return {
-        rel: (e.get("mode"), len(e.get("content", "")) // 2) for rel, e in sorted(listing.items())
-    }
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -316,12 +309,12 @@ def run_test(
     return Outcome("passed", notes=tuple(notes), **base)
 
 
-def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, Listing | None]:
+def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, ListingJson | None]:
     listing = params.get("datadir")
     if isinstance(listing, dict):
-        with TempDatadir(listing) as root:
+        with TempDatadir(from_json(listing)) as root:
             response = client.call(op, **{**params, "datadir": str(root)})
-            return response, snapshot(root)
+            return response, to_json(snapshot(root))
     return client.call(op, **params), None
 
 
@@ -494,9 +487,9 @@ def _run_uninjected_directory(
     op, expected = test["op"], test["expected"]
     passphrase = params["passphrase"] if op == "bootstrap" else params["new_passphrase"]
     want_keys = params.get("keys")  # bootstrap vectors inject the keys; rotation keeps them
-    with TempDatadir(params["datadir"]) as root:
+    with TempDatadir(from_json(params["datadir"])) as root:
         if op == "rotate" and "startup" in caps:
-            with TempDatadir(params["datadir"]) as before:
+            with TempDatadir(from_json(params["datadir"])) as before:
                 opened = client.call(
                     "startup", datadir=str(before), passphrase=params["old_passphrase"]
                 )
@@ -505,9 +498,9 @@ def _run_uninjected_directory(
         if not response.ok:
             raise _Verdict("rejected a valid input", "success", str(response.error_code))
         after = snapshot(root)
-        if _shape(after) != _shape(expected["datadir"]):
+        if shape(after) != shape(from_json(expected["datadir"])):
             raise _Verdict(
-                "key directory shape (paths, modes, sizes) differs",
+                "key directory shape (paths, kinds, modes, sizes, record ids) differs",
                 f"{len(expected['datadir'])} entries",
                 f"{len(after)} entries",
             )

@@ -154,7 +154,6 @@ OPS: Final[dict[str, tuple[Schema, list[str], Schema, list[str]]]] = {
         ["digest"],
     ),
 }
-DIRECTORY_OPS: Final = frozenset(op for op, spec in OPS.items() if "datadir" in spec[0])
 
 
 def _closed(properties: Schema, required: Iterable[str]) -> Schema:

@@ -1,16 +1,12 @@
-"""Small helpers the family modules share: byte surgery and raw wrap-format constructions.
+"""What the wrap families share: the notes of their flags, byte surgery (``flip_bit``), wrapped
+lengths, and the padded plaintexts that break PKCS#7 (``BAD_PADDINGS``).
 
-``raw_wrap`` builds a wrapped value from an already padded (or deliberately mis-padded)
-plaintext with the primitives directly, so a family can make a value whose HMAC is valid but
-whose padding is not: something the reference's ``wrap`` can never produce, by design.
+Wrapped values around an already padded (or deliberately mis-padded) plaintext, whose HMAC is
+valid but whose padding is not, are ``material.unpadded_wrap``: something the reference's
+``wrap`` can never produce, by design.
 """
 
 from __future__ import annotations
-
-import hashlib
-import hmac
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 # Flags shared by the wrap families; each family copies the ones it uses into its notes.
 IV_NOT_AUTHENTICATED = (
@@ -61,15 +57,6 @@ def flip_bit(data: bytes, bit: int) -> bytes:
     out = bytearray(data)
     out[bit // 8] ^= 1 << (bit % 8)
     return bytes(out)
-
-
-def raw_wrap(enc: bytes, mac: bytes, iv: bytes, padded: bytes) -> bytes:
-    """HMAC-SHA256(mac, C) || IV || C with C = AES-256-CBC(enc, IV, padded), no padding added."""
-    if len(padded) % 16:
-        raise ValueError("raw_wrap: the padded plaintext must be whole blocks")
-    encryptor = Cipher(algorithms.AES(enc), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
-    return hmac.new(mac, ciphertext, hashlib.sha256).digest() + iv + ciphertext
 
 
 def wrapped_len(n: int) -> int:

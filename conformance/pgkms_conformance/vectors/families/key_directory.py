@@ -3,11 +3,12 @@ and ``bootstrap`` with injected keys and IVs (BOOT_*)."""
 
 from __future__ import annotations
 
+from pgkms_conformance.image import ListingJson
+from pgkms_conformance.material import unpadded_wrap
 from pgkms_conformance.vectors import drbg
 from pgkms_conformance.vectors.builder import Family, GeneratorError
 from pgkms_conformance.vectors.families import common
 from pgkms_conformance.vectors.families import keydirs as kd
-from pgkms_conformance.vectors.listing import Listing
 
 D = "pg_cryptokeys/"
 NOTES = {
@@ -75,7 +76,7 @@ def _hex_keys(keys: list[bytes]) -> list[str]:
 
 
 def _startup_good(
-    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: Listing
+    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: ListingJson
 ) -> None:
     g = fam.group("startup_good", "key directories that open")
     reqs = ["START_01", "START_02", "START_03", "DISK_01", "DISK_02", "DISK_03", "KEY_01"]
@@ -150,11 +151,11 @@ def _startup_good(
     )
 
 
-def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
+def _startup_entries(fam: Family, p: bytes, good: ListingJson) -> None:
     g = fam.group("startup_entries", "the directory and its entries (DISK_06)")
 
     def refuse(
-        listing: Listing,
+        listing: ListingJson,
         comment: str,
         error: str,
         flags: list[str] | None = None,
@@ -179,7 +180,7 @@ def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
     for name in kd.NAMES:
         refuse(kd.without(good, D + name), f"{name} missing", "key_file_missing")
     refuse(kd.without(good, D + "0001", D + "0002"), "0001 and 0002 missing", "key_file_missing")
-    extra: Listing = {
+    extra: ListingJson = {
         "0003": {"mode": 0o600, "content": kd.content(good, D + "0002").hex()},
         "README": {"mode": 0o600, "content": b"do not touch\n".hex()},
         "0000.bak": {"mode": 0o600, "content": kd.content(good, D + "0000").hex()},
@@ -202,12 +203,16 @@ def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
     )
 
 
-def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
+def _startup_records(fam: Family, p: bytes, good: ListingJson) -> None:
     g = fam.group("startup_records", "malformed records (DISK_03..DISK_05)")
     r = {name: kd.content(good, D + name) for name in kd.NAMES}
 
     def refuse(
-        listing: Listing, comment: str, error: str, reqs: list[str], flags: list[str] | None = None
+        listing: ListingJson,
+        comment: str,
+        error: str,
+        reqs: list[str],
+        flags: list[str] | None = None,
     ) -> None:
         g.add(
             "startup",
@@ -268,12 +273,12 @@ def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
     )
 
 
-def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
+def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: ListingJson) -> None:
     keys, ivs = kd.internal_keys("key_directory"), kd.ivs("key_directory")
     g = fam.group("startup_unwrap", "records that do not unwrap (START_03, KEY_03)")
 
     def refuse(
-        listing: Listing,
+        listing: ListingJson,
         passphrase: bytes,
         comment: str,
         error: str,
@@ -346,7 +351,7 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
     )
     kek = kd.kek(p)
     enc, mac = kek.enc.reveal(), kek.mac.reveal()
-    bad_pad = (1).to_bytes(4, "little") + common.raw_wrap(enc, mac, ivs[1], b"\x00" * 80)
+    bad_pad = (1).to_bytes(4, "little") + unpadded_wrap(enc, mac, ivs[1], b"\x00" * 80)
     refuse(
         kd.with_content(good, D + "0001", bad_pad),
         p,
@@ -357,9 +362,7 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
     for n in (65, 79):
         key = drbg.derive(f"key_directory/long-key-{n}", n)
         pad = 16 - n % 16
-        rec = (2).to_bytes(4, "little") + common.raw_wrap(
-            enc, mac, ivs[2], key + bytes([pad]) * pad
-        )
+        rec = (2).to_bytes(4, "little") + unpadded_wrap(enc, mac, ivs[2], key + bytes([pad]) * pad)
         if len(rec) != 132:
             raise GeneratorError(f"key of {n} bytes does not make a 132-byte record")
         refuse(
@@ -371,7 +374,9 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
         )
 
 
-def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: Listing) -> None:
+def _bootstrap(
+    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: ListingJson
+) -> None:
     g = fam.group("bootstrap", "bootstrap with injected keys and IVs (BOOT_03)")
     inject = {"keys": _hex_keys(keys), "ivs": _hex_keys(ivs)}
     reqs = ["BOOT_03", "BOOT_04", "DISK_01", "DISK_02", "DISK_03", "KEY_01", "WRAP_01"]
@@ -382,7 +387,7 @@ def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good:
         requirements=reqs,
         expected={"datadir": good},
     )
-    others: Listing = {
+    others: ListingJson = {
         "PG_VERSION": {"mode": 0o600, "content": b"13\n".hex()},
         "base/": {"mode": 0o700},
     }
@@ -405,7 +410,7 @@ def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good:
         )
 
     def refuse(
-        listing: Listing, passphrase: bytes, comment: str, error: str, reqs: list[str]
+        listing: ListingJson, passphrase: bytes, comment: str, error: str, reqs: list[str]
     ) -> None:
         g.add(
             "bootstrap",

@@ -15,8 +15,8 @@ from pgkms.record import KeyRecord, encode_record
 from pgkms.secret import Secret
 from pgkms.wrap import wrap
 
+from pgkms_conformance.image import ListingJson
 from pgkms_conformance.vectors import drbg
-from pgkms_conformance.vectors.listing import Listing
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -69,9 +69,9 @@ def key_dir(
     names: Sequence[str] = NAMES,
     dir_mode: int = DIR_MODE,
     file_mode: int = FILE_MODE,
-) -> Listing:
+) -> ListingJson:
     """A listing of ``directory`` holding ``contents`` under ``names``."""
-    out: Listing = {f"{directory}/": {"mode": dir_mode}}
+    out: ListingJson = {f"{directory}/": {"mode": dir_mode}}
     for name, content in zip(names, contents, strict=True):
         out[f"{directory}/{name}"] = {"mode": file_mode, "content": content.hex()}
     return out
@@ -82,32 +82,32 @@ def key_set(
     keys: Sequence[bytes],
     iv_list: Sequence[bytes],
     directory: str = KEY_DIR,
-) -> Listing:
+) -> ListingJson:
     """A complete, valid key directory."""
     return key_dir(records(passphrase_bytes, keys, iv_list), directory)
 
 
-def merge(*listings: Listing) -> Listing:
-    out: Listing = {}
+def merge(*listings: ListingJson) -> ListingJson:
+    out: ListingJson = {}
     for listing in listings:
         out.update(listing)
     return dict(sorted(out.items()))
 
 
-def without(listing: Listing, *paths: str) -> Listing:
+def without(listing: ListingJson, *paths: str) -> ListingJson:
     return {p: e for p, e in listing.items() if p not in paths}
 
 
-def with_content(listing: Listing, path: str, content: bytes) -> Listing:
+def with_content(listing: ListingJson, path: str, content: bytes) -> ListingJson:
     out = dict(listing)
     out[path] = {**out[path], "content": content.hex()}
     return out
 
 
-def content(listing: Listing, path: str) -> bytes:
+def content(listing: ListingJson, path: str) -> bytes:
     return bytes.fromhex(listing[path]["content"])
 
 
-def rename_dir(listing: Listing, old: str, new: str) -> Listing:
+def rename_dir(listing: ListingJson, old: str, new: str) -> ListingJson:
     """``listing`` with every path under ``old/`` moved under ``new/``."""
     return {(new + p[len(old) :] if p.startswith(old + "/") else p): e for p, e in listing.items()}

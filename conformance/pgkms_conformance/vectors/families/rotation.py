@@ -9,11 +9,11 @@ which directory is valid (REC_02).
 
 from __future__ import annotations
 
+from pgkms_conformance.image import ListingJson
 from pgkms_conformance.vectors import drbg
 from pgkms_conformance.vectors.builder import Family, Group
 from pgkms_conformance.vectors.families import common
 from pgkms_conformance.vectors.families import keydirs as kd
-from pgkms_conformance.vectors.listing import Listing
 
 CUR = "pg_cryptokeys/"
 TMP = "pg_cryptokeys_tmp/"
@@ -139,7 +139,7 @@ def _rotate(fam: Family, m: _Material) -> None:
     )
 
     def refuse(
-        listing: Listing, old: bytes, new: bytes, comment: str, error: str, *, reqs: list[str]
+        listing: ListingJson, old: bytes, new: bytes, comment: str, error: str, *, reqs: list[str]
     ) -> None:
         g.add(
             "rotate",
@@ -221,7 +221,7 @@ def _recover(fam: Family, m: _Material) -> None:
         )
     short_cur = kd.without(m.cur_old, CUR + "0000", CUR + "0001")
     tmp_only = m.tmp_new
-    cases: list[tuple[str, Listing, bytes, str, Listing | None, list[str], list[str]]] = [
+    cases: list[tuple[str, ListingJson, bytes, str, ListingJson | None, list[str], list[str]]] = [
         # (comment, state, configured passphrase, decision or error, final, reqs, flags)
         (
             "no pg_cryptokeys_tmp: nothing to do",
@@ -402,7 +402,7 @@ def _recover(fam: Family, m: _Material) -> None:
     )
 
 
-def _startup_after_crash(g: Group, m: _Material, zero: Listing, corrupt: Listing) -> None:
+def _startup_after_crash(g: Group, m: _Material, zero: ListingJson, corrupt: ListingJson) -> None:
     for comment, state, passphrase, final, reqs, flags in (
         (
             "both complete, NEW configured: tmp adopted, keys open",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pgkms_conformance.material import unpadded_wrap
 from pgkms_conformance.vectors import drbg
 from pgkms_conformance.vectors.builder import Family, GeneratorError
 from pgkms_conformance.vectors.families import common
@@ -274,7 +275,7 @@ def _bad_paddings(fam: Family, v: Variant) -> None:
         iv = drbg.derive(f"{v.family}/padding-{i}/iv", 16)
         g.add(
             v.unwrap_op,
-            {**keys, "wrapped": common.raw_wrap(enc, mac, iv, padded).hex()},
+            {**keys, "wrapped": unpadded_wrap(enc, mac, iv, padded).hex()},
             comment=f"decrypted padding: {what}",
             requirements=["WRAP_08", *v.unwrap_reqs[:1]],
             flags=["BAD_PADDING_VALID_HMAC"],
@@ -284,7 +285,7 @@ def _bad_paddings(fam: Family, v: Variant) -> None:
     plain = b"a"
     iv = drbg.derive(f"{v.family}/padding-forged/iv", 16)
     padded = plain + b"\x0f" * 15
-    wrapped = bytearray(common.raw_wrap(enc, mac, iv, padded))
+    wrapped = bytearray(unpadded_wrap(enc, mac, iv, padded))
     wrapped[47] ^= 0x0F ^ 0x01  # the last IV byte: plaintext byte 15 becomes 0x01
     g.add(
         v.unwrap_op,

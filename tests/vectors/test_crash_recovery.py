@@ -12,12 +12,12 @@ import pytest
 from pgkms.errors import KmsError
 from pgkms.secret import Secret
 from pgkms.startup import startup
-from pgkms_conformance.crash import vectors as vectors_module
-from pgkms_conformance.crash.vectors import crash_vectors, dump
 from pgkms_conformance.ids import REQUIREMENT_CITATION_RE
+from pgkms_conformance.vectors.canonical import dumps
+from pgkms_conformance.vectors.families import crash_recovery
 
-SCHEMA = Path(vectors_module.__file__).with_name("pgkms_crash_recovery_schema.json")
 VECTORS = Path(__file__).parents[2] / "vectors" / "crash_recovery.json"
+SCHEMA = VECTORS.parent / "schemas" / "crash_recovery_schema.json"
 REQ = REQUIREMENT_CITATION_RE
 
 pytestmark = pytest.mark.req("CRASH_08", "REC_06", "START_04")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.req("CRASH_08", "REC_06", "START_04")
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return crash_vectors()
+    return crash_recovery.build().document()
 
 
 def all_tests(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -33,7 +33,7 @@ def all_tests(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_regenerating_gives_the_committed_bytes(document: dict[str, Any]) -> None:
-    assert dump(document) == VECTORS.read_text(encoding="utf-8")
+    assert dumps(document) == VECTORS.read_text(encoding="utf-8")
 
 
 def test_document_is_self_describing(document: dict[str, Any]) -> None:
@@ -42,13 +42,27 @@ def test_document_is_self_describing(document: dict[str, Any]) -> None:
     assert [t["tcId"] for t in tests] == list(range(1, len(tests) + 1))
     assert len({t["id"] for t in tests}) == len(tests)
     assert {g["protocol"] for g in document["testGroups"]} == {"spec", "2020"}
+    assert document["schema"] == "crash_recovery_schema.json"
+    assert document["generator"] == "pgkms-conformance vectors generate"
+    for flag in document["notes"]:
+        assert flag.isupper() and flag.replace("_", "").isalnum(), flag
     for t in tests:
         assert set(t["flags"]) <= set(document["notes"]), t["flags"]
         assert all(REQ.fullmatch(r) for r in t["requirements"]), t["requirements"]
-        assert ("expected" in t) == (t["result"] == "valid")
+        assert "expected" in t
         assert ("error" in t) == (t["result"] == "invalid")
-        legacy_only = "Legacy2020Only" in t["flags"]
+        legacy_only = "LEGACY_2020_ONLY" in t["flags"]
         assert legacy_only == t["comment"].startswith("2020"), t["comment"]
+
+
+def test_a_refused_startup_must_leave_the_directory_as_it_was(document: dict[str, Any]) -> None:
+    """START_04 is checked by runners only through expected.datadir: every invalid test has it,
+    equal to its input."""
+    refused = [t for t in all_tests(document) if t["result"] == "invalid"]
+    assert refused
+    for t in refused:
+        assert "START_04" in t["requirements"], t["tcId"]
+        assert t["expected"] == {"datadir": t["input"]["datadir"]}, t["tcId"]
 
 
 def test_document_matches_its_schema(document: dict[str, Any]) -> None:
