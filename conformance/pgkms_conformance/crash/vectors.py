@@ -19,6 +19,7 @@ from pgkms.layout import KEY_TMP_DIR
 
 from pgkms_conformance.crash.explorer import LEGACY, SPEC, Explorer, Found
 from pgkms_conformance.crash.simfs import CrashState, Image
+from pgkms_conformance.vectors import triage
 from pgkms_conformance.vectors.canonical import vector_id
 
 SCHEMA: Final = "pgkms_crash_recovery_schema.json"
@@ -38,6 +39,32 @@ NOTES: Final = {
     "RecoveryDiscardTmp": "pg_cryptokeys is valid: recovery removes pg_cryptokeys_tmp (REC_03).",
     "RecoveryAdoptTmp": "Only pg_cryptokeys_tmp is valid: recovery puts it in place (REC_04).",
     "RecoveryFails": "Neither directory is valid: startup fails, nothing changes (REC_05).",
+}
+
+# flag -> its bug type and the effect of failing it (``pgkms_conformance.vectors.triage``).
+TRIAGE: Final = {
+    "Legacy2020Only": ("LEGACY", "cannot recover safely from a state only the 2020 protocol left"),
+    "CrashDuringRecovery": (
+        "KEY_LOSS",
+        "a recovery interrupted by a crash ends otherwise than the first: keys lost or replaced",
+    ),
+    "TornKeyFile": (
+        "KEY_LOSS",
+        "takes a torn key file for a valid one, or discards the valid key set because of it",
+    ),
+    "LostEntry": (
+        "KEY_LOSS",
+        "misreads a directory change the crash lost and loses or replaces the keys",
+    ),
+    "ConfiguredOld": ("KEY_LOSS", "starts with another key set than the old passphrase opens"),
+    "ConfiguredNew": ("KEY_LOSS", "starts with another key set than the new passphrase opens"),
+    "RecoveryNothing": ("KEY_LOSS", "changes a key directory that needed no recovery"),
+    "RecoveryDiscardTmp": (
+        "KEY_LOSS",
+        "keeps or adopts pg_cryptokeys_tmp instead of the valid pg_cryptokeys",
+    ),
+    "RecoveryAdoptTmp": ("KEY_LOSS", "fails to adopt pg_cryptokeys_tmp, the only valid key set"),
+    "RecoveryFails": ("KEY_LOSS", "starts, or changes the disk, when no key set opens"),
 }
 
 _DECISION_FLAGS: Final = {
@@ -194,7 +221,7 @@ def crash_vectors() -> dict[str, Any]:
             "Passphrases, keys and IVs are SHAKE-128('pgkms-vectors/v1/crash/...'); the crash "
             "model (ordering of lost directory changes, torn writes) is in each group.",
         ],
-        "notes": NOTES,
+        "notes": {flag: triage.note(*TRIAGE[flag], text) for flag, text in NOTES.items()},
         "testGroups": groups,
     }
 
