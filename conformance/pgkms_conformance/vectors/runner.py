@@ -250,6 +250,9 @@ def listing_difference(expected: Listing, found: Listing) -> tuple[str, str] | N
     return None
 
 
+# An op whose failures are charged to its own rule when what differs names no more specific one.
+_OWN_RULE: Final = {"upgrade_keys": "UPG_01"}
+
 # The rule that pins the order of a directory op's random draws (keys, then IVs).
 _DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
 
@@ -342,13 +345,14 @@ def run_test(
         else:
             _run_op(client, test, caps, notes)
     except _Verdict as v:
+        own = _OWN_RULE.get(op)
         return Outcome(
             "failed",
             reason=v.reason,
             expected=v.expected,
             found=v.found,
             notes=tuple(notes),
-            primary=v.rule,
+            primary=v.rule or (own if own in test["requirements"] else None),
             **base,
         )
     return Outcome("passed", notes=tuple(notes), **base)
