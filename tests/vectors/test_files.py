@@ -4,6 +4,7 @@ requirements and every flag explained (VEC_04); malformed files are refused with
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,27 @@ def test_crash_schema_cites_with_the_shared_pattern() -> None:
     assert items["pattern"] == CITABLE_PATTERN
     note = schema["$defs"]["note"]["properties"]["bugType"]
     assert note["enum"] == list(BUG_TYPES)
+
+
+def test_the_spec_lists_the_bug_types_in_the_order_reports_use() -> None:
+    chapter = (REPO_VECTOR_DIR.parent / "spec/chapters/test-vectors.rst").read_text()
+    table = chapter.split(".. list-table:: Bug types, most severe first", 1)[1]
+    table = table.split("\n\n", 2)[1]  # the rows after the table's options
+    listed = re.findall(r"^   \* - ``([A-Z0-9_]+)``$", table, flags=re.M)  # not the header
+    assert listed == list(BUG_TYPES)
+
+
+def test_the_guides_example_of_an_own_file_loads(tmp_path: Path) -> None:
+    page = (REPO_VECTOR_DIR.parent / "docs/vectors.rst").read_text()
+    block = page.split(".. code-block:: json\n\n", 1)[1].split("\n\n", 1)[0]
+    example = json.loads("\n".join(line[3:] for line in block.splitlines()))
+    path, doc = _copy(tmp_path, "key_record")
+    doc.pop("generator")
+    doc["source"] = example["source"]
+    doc["notes"].update(example["notes"])
+    (wanted,) = example["testGroups"][0]["tests"]
+    test = _first_test(doc)
+    test["flags"] = sorted([*test["flags"], *wanted["flags"]])
+    test["observed"] = wanted["observed"]
+    path.write_text(dumps(doc))
+    assert load_vector_file(path).document["source"]["name"] == "captured-2020-cluster"
