@@ -140,7 +140,7 @@ def project_schemas() -> list[str]:
 
 def _schema_path(path: Path, name: str) -> Path:
     if "/" in name or "\\" in name or name.startswith("."):
-        raise VectorFileError(path, f"schema name {name!r} must be a plain file name")
+        raise NotAVectorFile(path, f"schema name {name!r} must be a plain file name")
     candidate = PROJECT_SCHEMA_DIR / name
     if candidate.is_file():
         return candidate
