@@ -26,6 +26,11 @@ def _own_vectors(directory: Path, *, break_first: bool) -> None:
     test["observed"] = {"description": "the 2020 server wrote the id in host order"}
     if break_first:
         test["expected"]["record"] = "00" * 132  # not what encode_record gives
+        # A refusal the source system also gave: the IUT (which accepts) does not match it.
+        second = doc["testGroups"][0]["tests"][1]
+        second["result"], second["error"] = "invalid", "record_size_invalid"
+        del second["expected"]
+        second["observed"] = {"description": "it accepted this", "result": "valid"}
     (directory / "mine.json").write_text(dumps(doc))
     (directory / "package.json").write_text('{"name": "not vectors"}')
 
@@ -61,10 +66,15 @@ def test_a_failure_shows_provenance_observed_behaviour_and_bug_type(
     code, document = _run(own, tmp_path)
     out, _ = capsys.readouterr()
     assert code == 1
-    (failure,) = document["failures"]
+    failure, accepted = document["failures"]
     assert failure["bug_type"] == ["BASIC"]  # LITTLE_ENDIAN's; the free flag names none
     assert failure["source"]["provenance"] == "converted-from-2020 0.1"
     assert failure["source"]["observed"] == "the 2020 server wrote the id in host order"
-    assert "BASIC (1): " in out
+    assert failure["source"]["effect"].startswith("LITTLE_ENDIAN: reads or writes the id")
+    assert "as the source system was observed to do" not in failure["detail"]
+    assert accepted["found"] == "success"
+    assert accepted["detail"].endswith("as the source system was observed to do")
+    assert "BASIC (2): " in out
+    assert "    effect: LITTLE_ENDIAN: " in out
     assert "from: converted-from-2020 0.1" in out
     assert "observed at the source: the 2020 server wrote the id in host order" in out

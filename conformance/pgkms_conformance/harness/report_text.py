@@ -180,6 +180,8 @@ def describe_failure(case: Case) -> Iterator[str]:
             yield f"    from: {src['provenance']}"
         if src.get("observed"):
             yield f"    observed at the source: {src['observed']}"
+        if src.get("effect"):
+            yield f"    effect: {src['effect']}"
     if case.bug_types:
         yield f"    bug type: {', '.join(case.bug_types)}"
     if case.expected:

@@ -3,8 +3,9 @@
 The runner does the work (materialising directory listings, comparing fields, describing values
 without revealing them); this stage turns its ``Outcome`` into a ``Case`` that keeps the vector's
 file, tcId, id and comment, so a failure can be found in the vector file at once. A failure
-carries the bug types of the vector's flags (``triage``), and the source system's observed
-behaviour and the file's provenance when the file gives them (informative, never judged).
+carries the bug types of the vector's flags (``triage``) and their effects, and the source
+system's observed behaviour and the file's provenance when the file gives them (informative,
+never judged: a failure that matches the observed behaviour says so and still fails).
 """
 
 from __future__ import annotations
@@ -62,8 +63,39 @@ def _provenance(document: dict[str, Any]) -> str | None:
     return " ".join(str(source[k]) for k in ("name", "version") if k in source) or None
 
 
-def _with_triage(case: Case, bug_types: tuple[str, ...]) -> Case:
-    return replace(case, bug_types=bug_types) if case.verdict is Verdict.FAILED else case
+def _effects(flags: Sequence[str], notes: dict[str, Any]) -> str:
+    """``FLAG: effect`` for each flag whose note gives an effect, in the test's flag order."""
+    parts = []
+    for flag in flags:
+        note = notes.get(flag)
+        if isinstance(note, dict) and isinstance(note.get("effect"), str):
+            parts.append(f"{flag}: {note['effect']}")
+    return "; ".join(parts)
+
+
+def _as_observed(case: Case, observed: Any) -> bool:
+    """Did the IUT fail this vector the way its source system was observed to behave?"""
+    if not isinstance(observed, dict):
+        return False
+    if "error" in observed:
+        return case.found == str(observed["error"])
+    return observed.get("result") == "valid" and case.found == "success"
+
+
+def _with_triage(case: Case, test: dict[str, Any], notes: dict[str, Any]) -> Case:
+    """A failed case with its bug types, its flags' effects and, when the IUT failed as the
+    source system did, that fact (all informative: the verdict is the vector's)."""
+    if case.verdict is not Verdict.FAILED:
+        return case
+    flags = [str(f) for f in test.get("flags", ())]
+    source = dict(case.source)
+    effect = _effects(flags, notes)
+    if effect:
+        source["effect"] = effect
+    detail = case.detail
+    if _as_observed(case, test.get("observed")):
+        detail = "; ".join(x for x in (detail, "as the source system was observed to do") if x)
+    return replace(case, bug_types=bug_types_of(flags, notes), source=source, detail=detail)
 
 
 def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
@@ -86,7 +118,6 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
             observed = test.get("observed")
             if isinstance(observed, dict):
                 source["observed"] = str(observed.get("description", ""))
-            triage = bug_types_of(test.get("flags", ()), notes)
             name = f"{vector_file.path.name}#{test['tcId']}"
             try:
                 outcome = run_test(ctx.session.client, test, group, capabilities=caps)
@@ -95,13 +126,13 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
                 reqs = test.get("requirements")
                 requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
                 case = adapter_failure_case(ctx, "vectors", name, requirements, source, exc=exc)
-                yield _with_triage(case, triage)
+                yield _with_triage(case, test, notes)
                 continue
             except RunAborted:
                 return
             except Exception as exc:  # an answer the runner could not digest: the IUT's fault
                 ctx.progress.failed()
-                yield Case(
+                unread = Case(
                     "vectors",
                     name,
                     Verdict.FAILED,
@@ -109,11 +140,11 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
                     source,
                     expected="an answer of the shape the protocol defines",
                     found=f"an answer the vector runner could not read ({type(exc).__name__})",
-                    bug_types=triage,
                 )
+                yield _with_triage(unread, test, notes)
                 continue
             ctx.progress.tick(_requests_of(test))
-            yield _with_triage(_case(ctx, name, source, outcome), triage)
+            yield _with_triage(_case(ctx, name, source, outcome), test, notes)
 
 
 def _requests_of(test: dict[str, object]) -> int:
