@@ -20,8 +20,8 @@ from typing import Any, Final
 BUG_TYPES: Final[dict[str, str]] = {
     "AUTH_BYPASS": "an integrity or authentication check is skipped: tampered, truncated or "
     "wrong-key input is accepted",
-    "KEY_LOSS": "the internal keys are lost, replaced or silently changed: the cluster's data "
-    "can no longer be read, or is read with the wrong keys",
+    "KEY_LOSS": "the internal keys, or other files of the cluster, are lost, replaced or "
+    "silently changed: the cluster's data can no longer be read, or is read with the wrong keys",
     "CONFIDENTIALITY": "a secret (passphrase, key, plaintext) reaches a message, a log or "
     "another process",
     "MALLEABILITY": "a modified input is accepted and yields a different result the caller "
@@ -29,8 +29,8 @@ BUG_TYPES: Final[dict[str, str]] = {
     "BASIC": "the operation computes a wrong result on ordinary input: no interoperability",
     "KNOWN_2020_DEFECT": "the 2020 patch behaved this way and the specification corrects it "
     "(a DEV_* deviation): failing it repeats the 2020 defect",
-    "LEGACY": "input that the 2020 patch wrote or accepted: failing it breaks compatibility "
-    "with existing clusters",
+    "LEGACY": "input that the 2020 patch wrote or accepted, weaknesses of its format included: "
+    "failing it breaks compatibility with existing clusters",
     "EDGE_CASE": "a boundary value (a length at a limit, an empty or unusual byte string)",
 }
 DEFAULT_BUG_TYPE: Final = "BASIC"  # what a failing test without flags is

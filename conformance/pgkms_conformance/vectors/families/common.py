@@ -60,12 +60,12 @@ WRONG_KEY = (
 # with that flag does wrong.
 WRAP_TRIAGE = {
     "IV_NOT_AUTHENTICATED": (
-        "KNOWN_2020_DEFECT",
+        "LEGACY",
         "rejects values the 2020 patch wrote (it authenticates the IV), or decrypts the first "
         "block wrongly",
     ),
     "PADDING_FORGED_VIA_IV": (
-        "KNOWN_2020_DEFECT",
+        "LEGACY",
         "rejects what the format accepts, or returns a plaintext other than the one the "
         "altered IV decrypts to",
     ),

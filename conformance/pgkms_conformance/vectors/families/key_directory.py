@@ -55,12 +55,12 @@ TRIAGE = {
         "refuses a long startup passphrase, so keys made under its first 1024 bytes no longer open",
     ),
     "IV_NOT_AUTHENTICATED": (
-        "KNOWN_2020_DEFECT",
+        "LEGACY",
         "refuses key files the format accepts, or opens them to another key than the format gives",
     ),
     "ID_NOT_BOUND": (
-        "KNOWN_2020_DEFECT",
-        "returns the keys in another order than the records give (the format cannot detect this)",
+        "LEGACY",
+        "refuses keys the format accepts, or returns them in another order than the records give",
     ),
     "ID_NOT_CHECKED_2020": (
         "KNOWN_2020_DEFECT",
