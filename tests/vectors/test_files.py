@@ -121,6 +121,7 @@ def _first_test(doc: dict[str, Any]) -> dict[str, Any]:
         (lambda d: d["notes"]["LITTLE_ENDIAN"].pop("bugType"), "schema violation at notes"),
         (lambda d: d["notes"]["LITTLE_ENDIAN"].pop("effect"), "schema violation at notes"),
         (lambda d: d["notes"]["LITTLE_ENDIAN"].update(bugType="SEVERE"), "schema violation"),
+        (lambda d: d["notes"]["LITTLE_ENDIAN"].update(effect="two\nlines"), "schema violation"),
         (lambda d: d["notes"].pop("LITTLE_ENDIAN"), "schema violation at notes"),
         (lambda d: d["notes"].update(MINE={"bugType": "BASIC"}), "schema violation at notes"),
         (lambda d: d.update(source={"version": "1"}), "schema violation at source"),

@@ -25,6 +25,7 @@ Schema = dict[str, Any]
 HEX: Final[Schema] = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
 ERROR_CODE: Final[Schema] = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
 TEXT: Final[Schema] = {"type": "string", "minLength": 1}
+ONE_LINE: Final[Schema] = {"type": "string", "minLength": 1, "not": {"pattern": "\\n"}}
 PURPOSE: Final[Schema] = {"enum": ["bootstrap", "startup", "rotation"]}
 
 
@@ -178,7 +179,7 @@ ONE_OF_INPUTS: Final[dict[str, tuple[str, ...]]] = {
 NOTE: Final[Schema] = {
     "type": "object",
     "description": "a flag of the family: what it means, its bug type, the effect of failing it",
-    "properties": {"bugType": {"enum": list(BUG_TYPES)}, "description": TEXT, "effect": TEXT},
+    "properties": {"bugType": {"enum": list(BUG_TYPES)}, "description": TEXT, "effect": ONE_LINE},
     "required": ["bugType", "description", "effect"],
     "additionalProperties": False,
 }
@@ -188,7 +189,7 @@ FREE_NOTE: Final[Schema] = {
     "properties": {
         "bugType": {"type": "string", "pattern": BUG_TYPE_PATTERN},
         "description": TEXT,
-        "effect": TEXT,
+        "effect": ONE_LINE,
     },
     "required": ["description"],
     "additionalProperties": False,
