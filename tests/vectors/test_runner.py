@@ -46,6 +46,15 @@ def test_every_vector_passes(adapter: AdapterClient, vector_files: list[VectorFi
     assert total == sum(int(vf.document["numberOfTests"]) for vf in vector_files)
 
 
+def test_run_file_gives_each_outcome_its_triage(reference_client: AdapterClient) -> None:
+    outcomes = run_file(reference_client, load_vector_file(REPO_VECTOR_DIR / "key_record.json"))
+    by_flags = {o.flags: o.bug_types for o in outcomes}
+    assert by_flags[()] == ("BASIC",)
+    assert by_flags[("ID_NOT_CHECKED_2020",)] == ("KNOWN_2020_DEFECT",)
+    assert by_flags[("ID_RANGE_UNCHECKED_2020", "LITTLE_ENDIAN")] == ("BASIC", "KNOWN_2020_DEFECT")
+    assert by_flags[("CHECK_ORDER",)] == ("EDGE_CASE",)
+
+
 @pytest.mark.parametrize("family", ["wrap", "sql_wrap", "key_directory", "rotation"])
 def test_vectors_pass_without_injected_randomness(
     reference_client: AdapterClient, family: str

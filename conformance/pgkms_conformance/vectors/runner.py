@@ -37,7 +37,7 @@ import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -50,6 +50,7 @@ from pgkms_conformance.vectors import accumulated, composed
 from pgkms_conformance.vectors.canonical import vector_id
 from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
 from pgkms_conformance.vectors.schemas import DIRECTORY_FIELDS
+from pgkms_conformance.vectors.triage import bug_types_of
 
 Json = dict[str, Any]
 Status = Literal["passed", "failed", "unsupported"]
@@ -106,6 +107,7 @@ class Outcome:
     found: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     primary: str | None = None  # a failure: the requirement it breaks (``attribution``)
+    bug_types: tuple[str, ...] = ()  # ``run_file``: the test's triage, most severe first
 
     @property
     def charged(self) -> tuple[str, ...]:
@@ -607,6 +609,12 @@ def _run_uninjected_directory(
 def run_file(
     client: AdapterClient, vector_file: VectorFile, capabilities: Iterable[str] | None = None
 ) -> list[Outcome]:
-    """Every test of one file, in order."""
+    """Every test of one file, in order, each with the bug types of its flags (``triage``)."""
     caps = frozenset(capabilities) if capabilities is not None else _capabilities_of(client)
-    return [run_test(client, t, g, capabilities=caps) for g, t in vector_file.tests()]
+    notes = vector_file.document["notes"]
+    return [
+        replace(
+            run_test(client, t, g, capabilities=caps), bug_types=bug_types_of(t["flags"], notes)
+        )
+        for g, t in vector_file.tests()
+    ]
