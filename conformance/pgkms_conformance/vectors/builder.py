@@ -53,7 +53,7 @@ def _call_directories(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], 
         return response, {f: snapshot(r) for f, r in roots.items()}
 
 
-def _as_written(params: dict[str, Any]) -> Listings:
+def as_written(params: dict[str, Any]) -> Listings:
     """The listing of each directory of ``params`` as written, with no operation run on it."""
     listings: Listings = {}
     for f in DIRECTORY_FIELDS:
@@ -75,7 +75,7 @@ def call_reference(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], Lis
     (command_op, command_params), rest = split
     got, _ = _call_directories(command_op, command_params)
     if not got["ok"]:
-        return got, _as_written(rest)
+        return got, as_written(rest)
     return _call_directories(op, {**rest, "passphrase": got["result"]["passphrase"]})
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from pgkms_conformance.vectors import drbg
-from pgkms_conformance.vectors.builder import Family, GeneratorError, Group
+from pgkms_conformance.vectors.builder import Family, GeneratorError, Group, as_written
 from pgkms_conformance.vectors.families import common
 from pgkms_conformance.vectors.families import keydirs as kd
-from pgkms_conformance.vectors.listing import Listing, TempDatadir, snapshot
+from pgkms_conformance.vectors.listing import Listing
 
 KEYS = kd.KEY_DIR + "/"
 
@@ -90,12 +90,6 @@ def build() -> Family:
     _copies(fam.group("copy", "copies that succeed"), m)
     _refusals(fam.group("refused", "copies that must be refused, nothing written"), m)
     return fam
-
-
-def _as_listed(listing: Listing) -> Listing:
-    """``listing`` as a snapshot reads it back (the entries it lists, in order)."""
-    with TempDatadir(listing) as root:
-        return snapshot(root)
 
 
 def _request(old: Listing, new: Listing, passphrase: bytes) -> dict[str, Any]:
@@ -189,8 +183,7 @@ def _refusals(g: Group, m: _Material) -> None:
             error=error,
         )
         after = g.tests[-1]["expected"]
-        with_inputs = {"old_datadir": _as_listed(old), "new_datadir": _as_listed(new)}
-        if after != with_inputs:
+        if after != as_written(_request(old, new, passphrase)):
             raise GeneratorError(f"upgrade: {comment}: the reference changed a cluster")
 
     refuse(
