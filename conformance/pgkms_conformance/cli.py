@@ -17,7 +17,7 @@ from typing import NoReturn
 COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("pgkms_conformance.trace", "requirement traceability: every requirement tested"),
     "crash": ("pgkms_conformance.crash.cli", "explore crash states of passphrase rotation"),
-    "vectors": ("pgkms_conformance.vectors.cli", "generate or check the test vectors"),
+    "vectors": ("pgkms_conformance.vectors.cli", "generate, check or validate test vectors"),
     "protocol": (
         "pgkms_conformance.protocol.cli",
         "generate or check the files made from the adapter protocol's definition",

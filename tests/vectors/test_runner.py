@@ -46,6 +46,15 @@ def test_every_vector_passes(adapter: AdapterClient, vector_files: list[VectorFi
     assert total == sum(int(vf.document["numberOfTests"]) for vf in vector_files)
 
 
+def test_run_file_gives_each_outcome_its_triage(reference_client: AdapterClient) -> None:
+    outcomes = run_file(reference_client, load_vector_file(REPO_VECTOR_DIR / "key_record.json"))
+    by_flags = {o.flags: o.bug_types for o in outcomes}
+    assert by_flags[()] == ("BASIC",)
+    assert by_flags[("ID_NOT_CHECKED_2020",)] == ("KNOWN_2020_DEFECT",)
+    assert by_flags[("ID_RANGE_UNCHECKED_2020", "LITTLE_ENDIAN")] == ("BASIC", "KNOWN_2020_DEFECT")
+    assert by_flags[("CHECK_ORDER",)] == ("EDGE_CASE",)
+
+
 @pytest.mark.parametrize("family", ["wrap", "sql_wrap", "key_directory", "rotation"])
 def test_vectors_pass_without_injected_randomness(
     reference_client: AdapterClient, family: str
@@ -166,3 +175,41 @@ def test_acceptable_passes_either_way(reference_client: AdapterClient) -> None:
     outcome = _run(reference_client, group, test)
     assert outcome.status == "passed"
     assert outcome.notes == ("rejected with wrong_passphrase (acceptable)",)
+
+
+def _tests_of(family: str, group_type: str) -> list[dict[str, Any]]:
+    doc = load_vector_file(REPO_VECTOR_DIR / f"{family}.json").document
+    return [t for g in doc["testGroups"] if g["type"] == group_type for t in g["tests"]]
+
+
+@pytest.mark.req("START_01", "PASS_03")
+def test_a_startup_by_command_needs_and_runs_the_command(reference_client: AdapterClient) -> None:
+    tests = _tests_of("key_directory", "startup_command")
+    assert {t["result"] for t in tests} == {"valid", "invalid"}
+    caps = reference_client.hello().capabilities
+    for test in tests:
+        lacking = run_test(reference_client, test, capabilities=caps - {"run_passphrase_command"})
+        assert lacking.status == "unsupported" and "run_passphrase_command" in lacking.reason
+        assert run_test(reference_client, test, capabilities=caps).passed
+    # The runner really runs the command: one printing 9 bytes fails the startup length rule.
+    good = next(t for t in tests if t["result"] == "valid")
+    wrong = copy.deepcopy(good)
+    wrong["input"]["passphrase_command"] = "printf 'too short'"
+    outcome = run_test(reference_client, wrong, capabilities=caps)
+    assert outcome.status == "failed" and outcome.found == "passphrase_too_short"
+
+
+@pytest.mark.req("UPG_01")
+def test_an_upgrade_vector_compares_both_clusters(reference_client: AdapterClient) -> None:
+    (good, *_) = _tests_of("upgrade", "copy")
+    caps = reference_client.hello().capabilities
+    assert run_test(reference_client, good, capabilities=caps).passed
+    claims_no_copy = copy.deepcopy(good)
+    claims_no_copy["expected"]["new_datadir"] = good["input"]["new_datadir"]
+    outcome = run_test(reference_client, claims_no_copy, capabilities=caps)
+    assert outcome.status == "failed" and outcome.reason == "new datadir after the op differs"
+    assert outcome.primary == "UPG_01"
+    old_changed = copy.deepcopy(good)
+    old_changed["expected"]["old_datadir"] = {}
+    outcome = run_test(reference_client, old_changed, capabilities=caps)
+    assert outcome.status == "failed" and outcome.reason == "old datadir after the op differs"

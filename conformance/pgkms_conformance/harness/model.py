@@ -32,6 +32,8 @@ class Case:
 
     ``source`` says where the check came from (a vector's file/tcId/id/comment, a property's
     name and seed, a scenario step); ``expected``/``found`` are already redacted text.
+    ``bug_types``: a failed vector's triage, the bug types of its flags, most severe first
+    (``pgkms_conformance.vectors.triage``); empty for checks that are not vectors.
     """
 
     stage: str
@@ -43,6 +45,7 @@ class Case:
     found: str = ""
     detail: str = ""
     replay: str | None = None
+    bug_types: tuple[str, ...] = ()
 
     @property
     def primary(self) -> str | None:

@@ -4,7 +4,8 @@ Versioned by its ``schema`` field (``pgkms-harness-report/2``). Every failing ca
 with its source and redacted expected/found; passing cases are counted, not listed (a full run
 has tens of thousands). Version 2: a failure names its ``primary`` requirement (the one it is
 charged to, counted as failed) and the ones it ``also_cited``; each requirement row counts the
-failures that only cite it (``cited``).
+failures that only cite it (``cited``). A failure's ``bug_type`` lists the bug types of the
+failing vector's flags, most severe first (empty for checks that are not vectors).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def case_json(case: Case) -> dict[str, Any]:
         "found": case.found,
         "detail": case.detail,
         "replay": case.replay,
+        "bug_type": list(case.bug_types),
     }
 
 

@@ -1,11 +1,17 @@
-"""The console report: stage table, one row per requirement, then every failure, verdict last."""
+"""The console report: stage table, one row per requirement, then every failure, verdict last.
+
+Failures are grouped by bug type (a vector's triage, ``vectors.triage``), the most severe type
+first, so the failures that matter most are read first; failures of checks that are not vectors
+carry no bug type and come last, under their own heading.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from pgkms_conformance.harness.model import Case, Report, Verdict
 from pgkms_conformance.harness.profiles import profile_results
+from pgkms_conformance.vectors.triage import BUG_TYPES, UNTRIAGED, severity
 
 _SHORT = {
     Verdict.PASSED: "passed",
@@ -60,11 +66,8 @@ def _lines(report: Report, max_failures: int) -> Iterator[str]:
     failures = report.failures
     if failures:
         yield ""
-        yield f"Failures ({len(failures)}):"
-        for case in failures[:max_failures]:
-            yield from describe_failure(case)
-        if len(failures) > max_failures:
-            yield f"  ... {len(failures) - max_failures} more (see --json / --junit)"
+        yield f"Failures ({len(failures)}), by bug type, most severe first:"
+        yield from _grouped_failures(failures, max_failures)
     yield from _not_judged(report)
     if report.aborted is not None:
         yield from _aborted(report)
@@ -115,6 +118,50 @@ def _aborted(report: Report) -> Iterator[str]:
         yield "  (the IUT wrote nothing on stderr)"
 
 
+NO_BUG_TYPE = "(no bug type)"
+_NO_BUG_TYPE_MEANING = "checks that are not vectors (properties, scenarios, stages)"
+_UNTRIAGED_MEANING = "vectors from elsewhere whose flags name no bug type"
+
+
+def group_by_bug_type(failures: Sequence[Case]) -> list[tuple[str, list[Case]]]:
+    """Failures grouped by their most severe bug type: known types by severity, then types
+    a file from elsewhere introduced (by name), then untriaged vectors, then non-vectors."""
+    groups: dict[str, list[Case]] = {}
+    for case in failures:
+        key = case.bug_types[0] if case.bug_types else NO_BUG_TYPE
+        groups.setdefault(key, []).append(case)
+
+    def rank(key: str) -> tuple[int, str]:
+        if key == NO_BUG_TYPE:
+            return (len(BUG_TYPES) + 2, key)
+        if key == UNTRIAGED:
+            return (len(BUG_TYPES) + 1, key)
+        return (severity(key), key)
+
+    return [(key, groups[key]) for key in sorted(groups, key=rank)]
+
+
+def _meaning(bug_type: str) -> str:
+    if bug_type == NO_BUG_TYPE:
+        return _NO_BUG_TYPE_MEANING
+    if bug_type == UNTRIAGED:
+        return _UNTRIAGED_MEANING
+    return BUG_TYPES.get(bug_type, "a bug type of the vector file's own")
+
+
+def _grouped_failures(failures: Sequence[Case], max_failures: int) -> Iterator[str]:
+    """Every group's heading and count; failures described until ``max_failures`` are shown,
+    each group saying how many of its own were left out."""
+    budget = max_failures
+    for bug_type, cases in group_by_bug_type(failures):
+        yield f"{bug_type} ({len(cases)}): {_meaning(bug_type)}"
+        for case in cases[:budget]:
+            yield from describe_failure(case)
+        if len(cases) > budget:
+            yield f"  ... {len(cases) - budget} more {bug_type} (see --json / --junit)"
+        budget = max(0, budget - len(cases))
+
+
 def charged_text(case: Case) -> str:
     """``WRAP_02`` or ``WRAP_02; also cited: WRAP_01, WRAP_04``."""
     also = f"; also cited: {', '.join(case.also_cited)}" if case.also_cited else ""
@@ -129,6 +176,14 @@ def describe_failure(case: Case) -> Iterator[str]:
         yield f"    comment: {src.get('comment')}"
         if src.get("flags"):
             yield f"    flags: {', '.join(map(str, src['flags']))}"
+        if src.get("provenance"):
+            yield f"    from: {src['provenance']}"
+        if src.get("observed"):
+            yield f"    observed at the source: {src['observed']}"
+        if src.get("effect"):
+            yield f"    effect: {src['effect']}"
+    if case.bug_types:
+        yield f"    bug type: {', '.join(case.bug_types)}"
     if case.expected:
         yield f"    expected: {case.expected}"
     if case.found:

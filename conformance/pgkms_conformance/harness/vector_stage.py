@@ -2,13 +2,18 @@
 
 The runner does the work (materialising directory listings, comparing fields, describing values
 without revealing them); this stage turns its ``Outcome`` into a ``Case`` that keeps the vector's
-file, tcId, id and comment, so a failure can be found in the vector file at once.
+file, tcId, id and comment, so a failure can be found in the vector file at once. A failure
+carries the bug types of the vector's flags (``triage``) and their effects, and the source
+system's observed behaviour and the file's provenance when the file gives them (informative,
+never judged: a failure that matches the observed behaviour says so and still fails).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pgkms_conformance.harness.checks import Context, adapter_failure_case
 from pgkms_conformance.harness.model import Case, Verdict
@@ -18,9 +23,11 @@ from pgkms_conformance.vectors.runner import (
     REPO_VECTOR_DIR,
     Outcome,
     VectorFile,
+    Warn,
     iter_vector_files,
     run_test,
 )
+from pgkms_conformance.vectors.triage import bug_types_of
 
 _STATUS = {
     "passed": Verdict.PASSED,
@@ -34,10 +41,11 @@ def default_vector_paths() -> list[Path]:
     return [REPO_VECTOR_DIR] if REPO_VECTOR_DIR.is_dir() else []
 
 
-def load_vectors(paths: Sequence[Path | str]) -> list[VectorFile]:
+def load_vectors(paths: Sequence[Path | str], warn: Warn | None = None) -> list[VectorFile]:
     """Load and schema-check every file first: a bad ``--vectors`` file stops the run early
-    (VectorFileError), before the IUT is started."""
-    return list(iter_vector_files(paths))
+    (VectorFileError), before the IUT is started; in a directory, JSON that is no vector file
+    is skipped with a one-line ``warn`` (default: stderr)."""
+    return list(iter_vector_files(paths, warn))
 
 
 def _display_path(path: Path) -> str:
@@ -47,19 +55,69 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+def _provenance(document: dict[str, Any]) -> str | None:
+    """A file's ``source`` in one line (``name version``), or None."""
+    source = document.get("source")
+    if not isinstance(source, dict):
+        return None
+    return " ".join(str(source[k]) for k in ("name", "version") if k in source) or None
+
+
+def _effects(flags: Sequence[str], notes: dict[str, Any]) -> str:
+    """``FLAG: effect`` for each flag whose note gives an effect, in the test's flag order."""
+    parts = []
+    for flag in flags:
+        note = notes.get(flag)
+        if isinstance(note, dict) and isinstance(note.get("effect"), str):
+            parts.append(f"{flag}: {note['effect']}")
+    return "; ".join(parts)
+
+
+def _as_observed(case: Case, observed: Any) -> bool:
+    """Did the IUT fail this vector the way its source system was observed to behave?"""
+    if not isinstance(observed, dict):
+        return False
+    if "error" in observed:
+        return case.found == str(observed["error"])
+    return observed.get("result") == "valid" and case.found == "success"
+
+
+def _with_triage(case: Case, test: dict[str, Any], notes: dict[str, Any]) -> Case:
+    """A failed case with its bug types, its flags' effects and, when the IUT failed as the
+    source system did, that fact (all informative: the verdict is the vector's)."""
+    if case.verdict is not Verdict.FAILED:
+        return case
+    flags = [str(f) for f in test.get("flags", ())]
+    source = dict(case.source)
+    effect = _effects(flags, notes)
+    if effect:
+        source["effect"] = effect
+    detail = case.detail
+    if _as_observed(case, test.get("observed")):
+        detail = "; ".join(x for x in (detail, "as the source system was observed to do") if x)
+    return replace(case, bug_types=bug_types_of(flags, notes), source=source, detail=detail)
+
+
 def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
     caps = ctx.session.capabilities
     for vector_file in files:
         where = _display_path(vector_file.path)
+        notes = vector_file.document.get("notes", {})
+        provenance = _provenance(vector_file.document)
         for group, test in vector_file.tests():
             ctx.redactor.add_json(test.get("input"))
-            source = {
+            source: dict[str, Any] = {
                 "file": where,
                 "tcId": test["tcId"],
                 "id": test["id"],
                 "comment": test["comment"],
                 "op": test["op"],
             }
+            if provenance:
+                source["provenance"] = provenance
+            observed = test.get("observed")
+            if isinstance(observed, dict):
+                source["observed"] = str(observed.get("description", ""))
             name = f"{vector_file.path.name}#{test['tcId']}"
             try:
                 outcome = run_test(ctx.session.client, test, group, capabilities=caps)
@@ -67,13 +125,14 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
                 ctx.session.recover_from(exc)
                 reqs = test.get("requirements")
                 requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
-                yield adapter_failure_case(ctx, "vectors", name, requirements, source, exc=exc)
+                case = adapter_failure_case(ctx, "vectors", name, requirements, source, exc=exc)
+                yield _with_triage(case, test, notes)
                 continue
             except RunAborted:
                 return
             except Exception as exc:  # an answer the runner could not digest: the IUT's fault
                 ctx.progress.failed()
-                yield Case(
+                unread = Case(
                     "vectors",
                     name,
                     Verdict.FAILED,
@@ -82,9 +141,10 @@ def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
                     expected="an answer of the shape the protocol defines",
                     found=f"an answer the vector runner could not read ({type(exc).__name__})",
                 )
+                yield _with_triage(unread, test, notes)
                 continue
             ctx.progress.tick(_requests_of(test))
-            yield _case(ctx, name, source, outcome)
+            yield _with_triage(_case(ctx, name, source, outcome), test, notes)
 
 
 def _requests_of(test: dict[str, object]) -> int:

@@ -8,15 +8,17 @@ handler, in process, on a real temporary directory when the op takes one, and:
   that disagrees is a bug to fix there, never a vector to write);
 - for a positive case, records the reference's result fields, after checking any value the
   family module knows independently (``expected=``);
-- for a directory op, records the directory's listing after the operation.
+- for a directory op, records each directory's listing after the operation.
 
 ``Family.document`` numbers the tests, computes their ids, and refuses to emit a file in which a
-test names no requirement, cites an ID of an unknown area, or carries an unexplained flag.
+test names no requirement, cites an ID of an unknown area, or carries an unexplained flag; every
+flag's note carries its bug type and effect (``triage``).
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,7 +26,11 @@ from pgkms.tools.adapter import handle_line
 
 from pgkms_conformance.ids import CITABLE_ID_RE
 from pgkms_conformance.image import ListingJson, TempDatadir, from_json, snapshot, to_json
+from pgkms_conformance.vectors import composed, triage
 from pgkms_conformance.vectors.canonical import vector_id
+from pgkms_conformance.vectors.schemas import DIRECTORY_FIELDS
+
+Listings = dict[str, ListingJson]
 
 REQUIREMENT_ID: Final = CITABLE_ID_RE
 RESULTS: Final = ("valid", "invalid", "acceptable")
@@ -36,16 +42,41 @@ class GeneratorError(Exception):
     """The reference disagrees with a case's stated intent, or a family is malformed."""
 
 
-def call_reference(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], ListingJson | None]:
+def _call_directories(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], Listings]:
+    """One request, each directory listing of ``params`` written into a fresh directory; the
+    response and the listing of every such directory afterwards."""
+    fields = [f for f in DIRECTORY_FIELDS if isinstance(params.get(f), dict)]
+    with ExitStack() as stack:
+        roots = {f: stack.enter_context(TempDatadir(from_json(params[f]))) for f in fields}
+        request = {"id": 0, "op": op, **params, **{f: str(r) for f, r in roots.items()}}
+        response, _ = handle_line(json.dumps(request))
+        return response, {f: to_json(snapshot(r)) for f, r in roots.items()}
+
+
+def as_written(params: dict[str, Any]) -> Listings:
+    """The listing of each directory of ``params`` as written, with no operation run on it."""
+    listings: Listings = {}
+    for f in DIRECTORY_FIELDS:
+        if isinstance(params.get(f), dict):
+            with TempDatadir(from_json(params[f])) as root:
+                listings[f] = to_json(snapshot(root))
+    return listings
+
+
+def call_reference(op: str, params: dict[str, Any]) -> tuple[dict[str, Any], Listings]:
     """Run one request through the reference adapter; return its response and, for a directory
-    op, the listing of the data directory afterwards."""
-    if isinstance(params.get("datadir"), dict):
-        with TempDatadir(from_json(params["datadir"])) as root:
-            line = json.dumps({"id": 0, "op": op, **params, "datadir": str(root)})
-            response, _ = handle_line(line)
-            return response, to_json(snapshot(root))
-    response, _ = handle_line(json.dumps({"id": 0, "op": op, **params}))
-    return response, None
+    op, the listing of each data directory afterwards (keyed by the request's field).
+
+    A ``startup`` given a ``passphrase_command`` instead of a passphrase runs the command first
+    (``composed``), as the server does."""
+    split = composed.split(op, params)
+    if split is None:
+        return _call_directories(op, params)
+    (command_op, command_params), rest = split
+    got, _ = _call_directories(command_op, command_params)
+    if not got["ok"]:
+        return got, as_written(rest)
+    return _call_directories(op, {**rest, "passphrase": got["result"]["passphrase"]})
 
 
 @dataclass
@@ -84,8 +115,8 @@ class Group:
             if found != error:
                 raise GeneratorError(f"{where}: intended error {error}, reference gave {found}")
             test["result"] = result or "invalid"
-            if after is not None:
-                test["expected"] = {"datadir": after}
+            if after:
+                test["expected"] = dict(after)
             test["error"] = error
             self.tests.append(test)
             return {}
@@ -94,11 +125,11 @@ class Group:
             raise GeneratorError(f"{where}: intended success, reference failed with {code}")
         got: dict[str, Any] = dict(response["result"])
         for name, value in (expected or {}).items():
-            found = after if name == "datadir" else got.get(name)
+            found = after[name] if name in after else got.get(name)
             if found != value:
                 raise GeneratorError(f"{where}: reference's {name!r} differs from the known value")
         test["result"] = result or "valid"
-        test["expected"] = {**got, **({"datadir": after} if after is not None else {})}
+        test["expected"] = {**got, **after}
         self.tests.append(test)
         return got
 
@@ -129,9 +160,13 @@ class Group:
 
 @dataclass
 class Family:
+    """A family's file: ``notes`` describes each flag, ``triage`` gives its bug type and the
+    effect of failing it (``triage.note``)."""
+
     name: str
     header: list[str]
     notes: dict[str, str]
+    triage: dict[str, tuple[str, str]] = field(default_factory=dict)
     groups: list[Group] = field(default_factory=list)
     # JSON Schema of the groups' own ``fields`` (``schemas.family_schema``)
     group_fields: dict[str, Any] = field(default_factory=dict)
@@ -174,6 +209,16 @@ class Family:
         unused = sorted(set(self.notes) - used_flags)
         if unused:
             raise GeneratorError(f"{self.name}: notes explain unused flag(s) {unused}")
+        untriaged = sorted(set(self.notes) ^ set(self.triage))
+        if untriaged:
+            raise GeneratorError(f"{self.name}: flag(s) {untriaged} lack a note or a triage")
+        try:
+            notes = {
+                flag: triage.note(*self.triage[flag], description)
+                for flag, description in sorted(self.notes.items())
+            }
+        except triage.TriageError as exc:
+            raise GeneratorError(f"{self.name}: {exc}") from None
         return {
             "schema": f"{self.name}_schema.json",
             "version": VERSION,
@@ -181,6 +226,6 @@ class Family:
             "generator": GENERATOR,
             "numberOfTests": tc_id,
             "header": self.header,
-            "notes": dict(sorted(self.notes.items())),
+            "notes": notes,
             "testGroups": groups_out,
         }

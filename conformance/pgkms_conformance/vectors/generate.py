@@ -26,6 +26,7 @@ from pgkms_conformance.vectors.families import (
     key_record,
     passphrase_command,
     rotation,
+    upgrade,
     wrapping,
 )
 from pgkms_conformance.vectors.schemas import schema_for_document
@@ -41,6 +42,7 @@ def _families(accumulated_count: int) -> dict[str, Callable[[], Family]]:
         "key_directory": key_directory.build,
         "passphrase_command": passphrase_command.build,
         "rotation": rotation.build,
+        "upgrade": upgrade.build,
         "wrap": wrapping.build_wrap,
         "sql_wrap": wrapping.build_sql_wrap,
         "accumulated": lambda: accumulated_family.build(accumulated_count),

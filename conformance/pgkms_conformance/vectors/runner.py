@@ -3,18 +3,23 @@
 Used by this project's tests and by the conformance harness:
 
 - ``iter_vector_files(paths)`` / ``load_vector_file(path)``: read vector files, validate each
-  against the JSON Schema it names (``schemas/<schema>`` beside the file, else the repository's
-  ``vectors/schemas/``) and check what a schema cannot: the test count, tcId numbering, every
-  id equal to the hash of its op and input, every flag explained, every test citing a
-  requirement. A bad file raises ``VectorFileError`` naming the file and the fault.
+  against the project's JSON Schema it names (always the repository's ``vectors/schemas/``:
+  a schema beside a file from elsewhere is never used, so a file cannot loosen its own rules)
+  and check what a schema cannot: the test count, tcId numbering, every id equal to the hash of
+  its op and input, every flag explained, every test citing a requirement. A bad file raises
+  ``VectorFileError`` naming the file and the fault. In a directory, JSON that is not a vector
+  file of the project's families (no ``schema`` field, or a schema the project does not have)
+  is skipped with a one-line warning.
 - ``run_test(client, test, group)`` runs one test and returns an ``Outcome``: passed, failed or
   unsupported (the op is not among the IUT's capabilities), with the requirement IDs, and what
   was expected versus found. Values are described by length and a SHA-256 prefix, never shown:
   vectors carry keys, passphrases and plaintexts, and reports are read by people and CI logs.
 
-Directory ops: ``input.datadir`` is a listing (``pgkms_conformance.image``) written into a
-fresh temporary directory whose path replaces it in the request; ``expected.datadir`` is
-compared with the directory afterwards; the directory is always removed.
+Directory ops: ``input.datadir`` (``old_datadir`` and ``new_datadir`` for ``upgrade_keys``) is a
+listing (``pgkms_conformance.image``) written into a fresh temporary directory whose path
+replaces it in the request; ``expected.datadir`` is compared with the directory afterwards; the
+directory is always removed. A ``startup`` given a ``passphrase_command`` runs
+``run_passphrase_command`` first (``composed``).
 
 Without the ``inject_randomness`` capability the injected ``iv``/``ivs``/``keys`` fields are
 left out and a positive test is checked by what does not depend on them: output length and a
@@ -28,9 +33,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import weakref
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -40,17 +47,23 @@ from pgkms.layout import WRAP_OVERHEAD
 from pgkms_conformance.attribution import LENGTH_RULE, charged, code_rule, wrapped_rule
 from pgkms_conformance.image import ListingJson, TempDatadir, from_json, shape, snapshot, to_json
 from pgkms_conformance.protocol.client import AdapterClient, Response
-from pgkms_conformance.vectors import accumulated
+from pgkms_conformance.vectors import accumulated, composed
 from pgkms_conformance.vectors.canonical import vector_id
+from pgkms_conformance.vectors.schemas import DIRECTORY_FIELDS
+from pgkms_conformance.vectors.triage import bug_types_of
 
 Json = dict[str, Any]
 Status = Literal["passed", "failed", "unsupported"]
 
 REPO_VECTOR_DIR: Final = Path(__file__).resolve().parents[3] / "vectors"
+PROJECT_SCHEMA_DIR: Final = REPO_VECTOR_DIR / "schemas"
 INJECTED: Final = ("iv", "ivs", "keys")
 PROTOCOL_CODES: Final = frozenset({"malformed_request", "internal_error", "unsupported_operation"})
 # Fields whose values are not secret and are shown as they are.
 PLAIN_FIELDS: Final = frozenset({"key_id", "decision", "file_id", "purpose", "count"})
+
+
+Warn = Callable[[str], None]
 
 
 class VectorFileError(Exception):
@@ -94,6 +107,7 @@ class Outcome:
     found: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     primary: str | None = None  # a failure: the requirement it breaks (``attribution``)
+    bug_types: tuple[str, ...] = ()  # ``run_file``: the test's triage, most severe first
 
     @property
     def charged(self) -> tuple[str, ...]:
@@ -117,25 +131,35 @@ class Outcome:
 # -- loading ------------------------------------------------------------------------------------
 
 
+class NotAVectorFile(VectorFileError):
+    """JSON that names no schema of the project's: another tool's file, not a broken vector."""
+
+
+def project_schemas() -> list[str]:
+    """The schema names of the project's vector families."""
+    return sorted(p.name for p in PROJECT_SCHEMA_DIR.glob("*.json"))
+
+
 def _schema_path(path: Path, name: str) -> Path:
     if "/" in name or "\\" in name or name.startswith("."):
-        raise VectorFileError(path, f"schema name {name!r} must be a plain file name")
-    for directory in (path.parent / "schemas", REPO_VECTOR_DIR / "schemas"):
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    raise VectorFileError(path, f"schema {name!r} not found beside the file or in the repository")
+        raise NotAVectorFile(path, f"schema name {name!r} must be a plain file name")
+    candidate = PROJECT_SCHEMA_DIR / name
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(project_schemas()) or f"none: {PROJECT_SCHEMA_DIR} is missing"
+    raise NotAVectorFile(path, f"schema {name!r} not found among the project's ({known})")
 
 
 def load_vector_file(path: Path | str) -> VectorFile:
-    """Read, schema-validate and consistency-check one vector file."""
+    """Read, schema-validate (with the project's schema, never one beside the file) and
+    consistency-check one vector file."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VectorFileError(path, f"cannot read as JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("schema"), str):
-        raise VectorFileError(path, "not a vector file: no 'schema' field")
+        raise NotAVectorFile(path, "not a vector file: no 'schema' field")
     schema = json.loads(_schema_path(path, document["schema"]).read_text(encoding="utf-8"))
     errors = sorted(
         Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path)
@@ -168,13 +192,26 @@ def _check_consistency(path: Path, document: Json) -> None:
         )
 
 
-def iter_vector_files(paths: Iterable[Path | str]) -> Iterator[VectorFile]:
-    """Load the given files; a directory stands for its ``*.json`` files in sorted order."""
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def iter_vector_files(
+    paths: Iterable[Path | str], warn: Warn | None = None
+) -> Iterator[VectorFile]:
+    """Load the given files; a directory stands for its ``*.json`` files in sorted order.
+
+    In a directory, JSON that is not a vector file of the project's (``NotAVectorFile``) is
+    skipped with a one-line ``warn`` (default: stderr); a file named on its own must be one."""
+    warn = warn or _stderr_warning
     for given in paths:
         path = Path(given)
         if path.is_dir():
             for child in sorted(path.glob("*.json")):
-                yield load_vector_file(child)
+                try:
+                    yield load_vector_file(child)
+                except NotAVectorFile as exc:
+                    warn(f"warning: skipped {child}: {exc.message}")
         else:
             yield load_vector_file(path)
 
@@ -214,6 +251,9 @@ def listing_difference(expected: ListingJson, found: ListingJson) -> tuple[str, 
             return redact("content", want.get("content")), redact("content", got.get("content"))
     return None
 
+
+# An op whose failures are charged to its own rule when what differs names no more specific one.
+_OWN_RULE: Final = {"upgrade_keys": "UPG_01"}
 
 # The rule that pins the order of a directory op's random draws (keys, then IVs).
 _DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
@@ -286,7 +326,10 @@ def run_test(
         "requirements": tuple(test["requirements"]),
         "flags": tuple(test.get("flags", ())),
     }
-    needed = {"wrap", "inject_randomness"} if op == "accumulated_wrap" else {op}
+    if op == "accumulated_wrap":
+        needed = {"wrap", "inject_randomness"}
+    else:
+        needed = composed.needed_ops(op, test["input"])
     missing = sorted(needed - caps)
     if missing:
         return Outcome("unsupported", reason=f"IUT lacks {', '.join(missing)}", **base)
@@ -297,25 +340,61 @@ def run_test(
         else:
             _run_op(client, test, caps, notes)
     except _Verdict as v:
+        own = _OWN_RULE.get(op)
         return Outcome(
             "failed",
             reason=v.reason,
             expected=v.expected,
             found=v.found,
             notes=tuple(notes),
-            primary=v.rule,
+            primary=v.rule or (own if own in test["requirements"] else None),
             **base,
         )
     return Outcome("passed", notes=tuple(notes), **base)
 
 
-def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, ListingJson | None]:
-    listing = params.get("datadir")
-    if isinstance(listing, dict):
-        with TempDatadir(from_json(listing)) as root:
-            response = client.call(op, **{**params, "datadir": str(root)})
-            return response, to_json(snapshot(root))
-    return client.call(op, **params), None
+Listings = dict[str, ListingJson]
+
+
+def _call_directories(client: AdapterClient, op: str, params: Json) -> tuple[Response, Listings]:
+    """One request, each listing of ``params`` written into a fresh directory; the response and
+    every such directory's listing afterwards (keyed by its field)."""
+    fields = [f for f in DIRECTORY_FIELDS if isinstance(params.get(f), dict)]
+    with ExitStack() as stack:
+        roots = {f: stack.enter_context(TempDatadir(from_json(params[f]))) for f in fields}
+        response = client.call(op, **{**params, **{f: str(r) for f, r in roots.items()}})
+        return response, {f: to_json(snapshot(r)) for f, r in roots.items()}
+
+
+def _call(client: AdapterClient, op: str, params: Json) -> tuple[Response, Listings]:
+    """``_call_directories``, a command first where the vector gives one (``composed``): when
+    the command fails its answer stands and the directories are listed as written."""
+    split = composed.split(op, params)
+    if split is None:
+        return _call_directories(client, op, params)
+    (command_op, command_params), rest = split
+    got = client.call(command_op, **command_params)
+    if not got.ok:
+        listings: Listings = {}
+        for f in DIRECTORY_FIELDS:
+            if isinstance(rest.get(f), dict):
+                with TempDatadir(from_json(rest[f])) as root:
+                    listings[f] = to_json(snapshot(root))
+        return got, listings
+    return _call_directories(client, op, {**rest, "passphrase": got.result.get("passphrase")})
+
+
+def _first_listing_difference(
+    expected: Json, after: Listings
+) -> tuple[str, tuple[str, str]] | None:
+    """The first directory (in ``DIRECTORY_FIELDS`` order) whose listing differs from
+    ``expected``, and that difference."""
+    for f in DIRECTORY_FIELDS:
+        if f in after and f in expected:
+            diff = listing_difference(expected[f], after[f])
+            if diff:
+                return f, diff
+    return None
 
 
 def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list[str]) -> None:
@@ -335,7 +414,7 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
     cited = test["requirements"]
     if result == "invalid":
         rule = code_rule(test["error"], cited)
-        changed = after is not None and listing_difference(expected.get("datadir", {}), after)
+        changed = _first_listing_difference(expected, after)
         if "START_04" in cited and "datadir" in expected and changed:
             rule = "START_04"  # it changed the disk: that, not the answer, comes first
         if response.ok:
@@ -364,15 +443,18 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
         )
     else:
         _compare_fields(expected, response.result, op)
-    if after is not None and "datadir" in expected:
-        diff = listing_difference(expected["datadir"], after)
-        if diff:
-            # A refused op must change nothing (START_04 where the vector cites it).
-            if result == "invalid":
-                rule = "START_04" if "START_04" in cited else None
-            else:
-                rule = listing_rule(op, expected["datadir"], after)
-            raise _Verdict("key directory after the op differs", *diff, rule)
+    differs = _first_listing_difference(expected, after)
+    if differs:
+        where, diff = differs
+        # A refused op must change nothing (START_04 where the vector cites it).
+        if result == "invalid":
+            rule = "START_04" if "START_04" in cited else None
+        elif where == "datadir":
+            rule = listing_rule(op, expected[where], after[where])
+        else:
+            rule = None  # upgrade_keys: its own rule (UPG_01), first cited
+        what = "key directory" if where == "datadir" else where.replace("_", " ")
+        raise _Verdict(f"{what} after the op differs", *diff, rule)
 
 
 # The tokens of a command that a message must not repeat: long runs of letters and digits, the
@@ -388,7 +470,8 @@ def command_quotes_in(command: str, message: str) -> int:
 
 def _check_message_quotes_no_command(params: Json, response: Response) -> None:
     """PASS_10: a failed command's message carries neither the command's text nor its output."""
-    quoted = command_quotes_in(str(params.get("command", "")), response.error_message or "")
+    command = params.get("command", params.get(composed.COMMAND_FIELD, ""))
+    quoted = command_quotes_in(str(command), response.error_message or "")
     if quoted:
         raise _Verdict(
             "the error message quotes the passphrase command (PASS_10)",
@@ -400,7 +483,7 @@ def _check_message_quotes_no_command(params: Json, response: Response) -> None:
 
 def _compare_fields(expected: Json, result: Json, op: str = "") -> None:
     for name, want in expected.items():
-        if name == "datadir":
+        if name in DIRECTORY_FIELDS:
             continue
         if name not in result:
             raise _Verdict(f"result lacks field {name!r}", redact(name, want), "nothing")
@@ -519,6 +602,12 @@ def _run_uninjected_directory(
 def run_file(
     client: AdapterClient, vector_file: VectorFile, capabilities: Iterable[str] | None = None
 ) -> list[Outcome]:
-    """Every test of one file, in order."""
+    """Every test of one file, in order, each with the bug types of its flags (``triage``)."""
     caps = frozenset(capabilities) if capabilities is not None else _capabilities_of(client)
-    return [run_test(client, t, g, capabilities=caps) for g, t in vector_file.tests()]
+    notes = vector_file.document["notes"]
+    return [
+        replace(
+            run_test(client, t, g, capabilities=caps), bug_types=bug_types_of(t["flags"], notes)
+        )
+        for g, t in vector_file.tests()
+    ]

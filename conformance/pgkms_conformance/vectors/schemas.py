@@ -1,11 +1,15 @@
 """One strict JSON Schema (draft 2020-12) per vector family (VEC_01), built from the op table.
 
 Every object in a vector file is closed (``additionalProperties: false``). A family's schema
-pins its name, its ops, and its flags (each flag must be explained in ``notes``); the input and
-expected fields of each op are typed, byte strings are lowercase hex with an exact length where
-the format fixes one. What a schema cannot say (``numberOfTests`` equals the number of tests,
-``tcId`` runs 1..N, every ``id`` is the hash of its op and input, every used flag is in
-``notes``) ``runner.load_vector_file`` checks after validating.
+pins its name and its ops; the input and expected fields of each op are typed, byte strings are
+lowercase hex with an exact length where the format fixes one. The family's own flags must be
+explained in ``notes``, each with its bug type and effect (``triage``); a file from elsewhere may
+add flags of its own, each with at least a description. Optional fields say where a file comes
+from (``source``) and what its source system did where that differs from the expected result
+(a test's ``observed``); runners report them and never judge by them. What a schema cannot say
+(``numberOfTests`` equals the number of tests, ``tcId`` runs 1..N, every ``id`` is the hash of
+its op and input, every used flag is in ``notes``) ``runner.load_vector_file`` checks after
+validating.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from pgkms_conformance.ids import CITABLE_PATTERN
+from pgkms_conformance.vectors.triage import BUG_TYPE_PATTERN, BUG_TYPES, FLAG_PATTERN
 
 Schema = dict[str, Any]
 
 HEX: Final[Schema] = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
+ERROR_CODE: Final[Schema] = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
+TEXT: Final[Schema] = {"type": "string", "minLength": 1}
+ONE_LINE: Final[Schema] = {"type": "string", "minLength": 1, "not": {"pattern": "\\n"}}
 PURPOSE: Final[Schema] = {"enum": ["bootstrap", "startup", "rotation"]}
 
 
@@ -108,8 +116,8 @@ OPS: Final[dict[str, tuple[Schema, list[str], Schema, list[str]]]] = {
         ["datadir"],
     ),
     "startup": (
-        {"datadir": LISTING, "passphrase": HEX},
-        ["datadir", "passphrase"],
+        {"datadir": LISTING, "passphrase": HEX, "passphrase_command": {"type": "string"}},
+        ["datadir"],
         {"keys": hex_list(3, 64), "datadir": LISTING},
         ["keys"],
     ),
@@ -129,6 +137,12 @@ OPS: Final[dict[str, tuple[Schema, list[str], Schema, list[str]]]] = {
         ["datadir", "passphrase"],
         {"decision": {"enum": ["nothing", "discard_tmp", "adopt_tmp"]}, "datadir": LISTING},
         ["decision"],
+    ),
+    "upgrade_keys": (
+        {"old_datadir": LISTING, "new_datadir": LISTING, "passphrase": HEX},
+        ["old_datadir", "new_datadir", "passphrase"],
+        {"old_datadir": LISTING, "new_datadir": LISTING},
+        ["old_datadir", "new_datadir"],
     ),
     "sql_wrap": (
         {"sql_key": hex_bytes(64), "plaintext": HEX, "iv": hex_bytes(16)},
@@ -154,6 +168,55 @@ OPS: Final[dict[str, tuple[Schema, list[str], Schema, list[str]]]] = {
         ["digest"],
     ),
 }
+# The request fields that name a data directory: a vector gives each as a listing.
+DIRECTORY_FIELDS: Final = ("datadir", "old_datadir", "new_datadir")
+# op -> input fields of which exactly one must be given (a startup's passphrase, or the command
+# that prints it: ``composed``).
+ONE_OF_INPUTS: Final[dict[str, tuple[str, ...]]] = {
+    "startup": ("passphrase", "passphrase_command"),
+}
+
+NOTE: Final[Schema] = {
+    "type": "object",
+    "description": "a flag of the family: what it means, its bug type, the effect of failing it",
+    "properties": {"bugType": {"enum": list(BUG_TYPES)}, "description": TEXT, "effect": ONE_LINE},
+    "required": ["bugType", "description", "effect"],
+    "additionalProperties": False,
+}
+FREE_NOTE: Final[Schema] = {
+    "type": "object",
+    "description": "a flag a file from elsewhere adds: a description, a bug type if known",
+    "properties": {
+        "bugType": {"type": "string", "pattern": BUG_TYPE_PATTERN},
+        "description": TEXT,
+        "effect": ONE_LINE,
+    },
+    "required": ["description"],
+    "additionalProperties": False,
+}
+SOURCE: Final[Schema] = {
+    "type": "object",
+    "description": "provenance: who or what produced the vectors, which version, where from",
+    "properties": {
+        "name": TEXT,
+        "version": TEXT,
+        "url": {"type": "string", "pattern": "^https?://"},
+        "description": TEXT,
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+OBSERVED: Final[Schema] = {
+    "type": "object",
+    "description": "what the source system did, where it differs from the expected result",
+    "properties": {
+        "description": TEXT,
+        "result": {"enum": ["valid", "invalid"]},
+        "error": ERROR_CODE,
+    },
+    "required": ["description"],
+    "additionalProperties": False,
+}
 
 
 def _closed(properties: Schema, required: Iterable[str]) -> Schema:
@@ -165,13 +228,23 @@ def _closed(properties: Schema, required: Iterable[str]) -> Schema:
     }
 
 
+def _input(op: str) -> Schema:
+    inputs, required_in, _, _ = OPS[op]
+    schema = _closed(inputs, required_in)
+    choice = ONE_OF_INPUTS.get(op)
+    if choice:
+        schema["oneOf"] = [{"required": [name]} for name in choice]
+    return schema
+
+
 def _per_op(op: str) -> Schema:
-    inputs, required_in, outputs, required_out = OPS[op]
-    after_failure = _closed({"datadir": LISTING}, ["datadir"])
+    inputs, _, outputs, required_out = OPS[op]
+    directories = [f for f in DIRECTORY_FIELDS if f in inputs]
+    after_failure = _closed({f: LISTING for f in directories}, directories)
     return {
         "if": {"properties": {"op": {"const": op}}},
         "then": {
-            "properties": {"input": _closed(inputs, required_in)},
+            "properties": {"input": _input(op)},
             "allOf": [
                 {
                     "if": {"properties": {"result": {"const": "invalid"}}},
@@ -199,7 +272,11 @@ def family_schema(
             "tcId": {"type": "integer", "minimum": 1},
             "id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
             "comment": {"type": "string"},
-            "flags": {"type": "array", "items": {"enum": flags}, "uniqueItems": True},
+            "flags": {
+                "type": "array",
+                "items": {"type": "string", "pattern": FLAG_PATTERN},
+                "uniqueItems": True,
+            },
             "requirements": {
                 "type": "array",
                 "minItems": 1,
@@ -213,7 +290,8 @@ def family_schema(
             "input": {"type": "object"},
             "result": {"enum": ["valid", "invalid", "acceptable"]},
             "expected": {"type": "object"},
-            "error": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "error": ERROR_CODE,
+            "observed": OBSERVED,
         },
         "required": ["tcId", "id", "comment", "flags", "requirements", "op", "input", "result"],
         "additionalProperties": False,
@@ -254,7 +332,14 @@ def family_schema(
             "generator": {"type": "string"},
             "numberOfTests": {"type": "integer", "minimum": 0},
             "header": {"type": "array", "items": {"type": "string"}},
-            "notes": _closed({f: {"type": "string", "minLength": 1} for f in flags}, flags),
+            "source": SOURCE,
+            "notes": {
+                "type": "object",
+                "properties": {f: NOTE for f in flags},
+                "required": flags,
+                "propertyNames": {"pattern": FLAG_PATTERN},
+                "additionalProperties": FREE_NOTE,
+            },
             "testGroups": {"type": "array", "items": group},
         },
         "required": [

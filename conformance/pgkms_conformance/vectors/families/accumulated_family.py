@@ -25,6 +25,12 @@ def build(count: int = accumulated.DEFAULT_COUNT) -> Family:
             "hashes the outputs. A mismatch means at least one case wraps differently; rerun the "
             "cases one by one (accumulated.case(label, i, M)) to find the first.",
         },
+        triage={
+            "PSEUDO_OP": (
+                "BASIC",
+                "wraps some ordinary inputs differently: its key files do not open elsewhere",
+            )
+        },
     )
     g = fam.group("accumulated_wrap", f"{count} deterministic wrap cases hashed into one digest")
     digest = accumulated.reference_digest(accumulated.LABEL, count, accumulated.MAX_PLAINTEXT_LEN)

@@ -52,6 +52,43 @@ WRONG_KEY = (
 )
 
 
+# Bug type and effect of each shared wrap flag (``triage``): what an implementation failing a case
+# with that flag does wrong.
+WRAP_TRIAGE = {
+    "IV_NOT_AUTHENTICATED": (
+        "LEGACY",
+        "rejects values the 2020 patch wrote (it authenticates the IV), or decrypts the first "
+        "block wrongly",
+    ),
+    "PADDING_FORGED_VIA_IV": (
+        "LEGACY",
+        "rejects what the format accepts, or returns a plaintext other than the one the "
+        "altered IV decrypts to",
+    ),
+    "BAD_PADDING_VALID_HMAC": (
+        "MALLEABILITY",
+        "accepts loose padding and returns a plaintext the writer never wrapped",
+    ),
+    "TRUNCATED": (
+        "AUTH_BYPASS",
+        "accepts a cut wrapped value, or names another fault than the first check's",
+    ),
+    "EXTENDED": (
+        "AUTH_BYPASS",
+        "ignores trailing bytes and accepts a value the writer never produced",
+    ),
+    "BIT_FLIP_MAC": ("AUTH_BYPASS", "accepts a value whose HMAC does not verify"),
+    "BIT_FLIP_CIPHERTEXT": (
+        "AUTH_BYPASS",
+        "decrypts a tampered ciphertext instead of failing its HMAC",
+    ),
+    "WRONG_KEY": (
+        "AUTH_BYPASS",
+        "unwraps under the wrong keys, or reports another fault than the first failing check",
+    ),
+}
+
+
 def flip_bit(data: bytes, bit: int) -> bytes:
     """``data`` with bit ``bit`` flipped; bit 0 is the least significant bit of byte 0."""
     out = bytearray(data)

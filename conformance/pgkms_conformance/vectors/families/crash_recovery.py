@@ -40,6 +40,35 @@ NOTES: Final = {
     "RECOVERY_FAILS": "Neither directory is valid: startup fails, nothing changes (REC_05).",
 }
 
+# flag -> its bug type and the effect of failing it (``pgkms_conformance.vectors.triage``).
+TRIAGE: Final = {
+    "LEGACY_2020_ONLY": (
+        "LEGACY",
+        "cannot recover safely from a state only the 2020 protocol left",
+    ),
+    "CRASH_DURING_RECOVERY": (
+        "KEY_LOSS",
+        "a recovery interrupted by a crash ends otherwise than the first: keys lost or replaced",
+    ),
+    "TORN_KEY_FILE": (
+        "KEY_LOSS",
+        "takes a torn key file for a valid one, or discards the valid key set because of it",
+    ),
+    "LOST_ENTRY": (
+        "KEY_LOSS",
+        "misreads a directory change the crash lost and loses or replaces the keys",
+    ),
+    "CONFIGURED_OLD": ("KEY_LOSS", "starts with another key set than the old passphrase opens"),
+    "CONFIGURED_NEW": ("KEY_LOSS", "starts with another key set than the new passphrase opens"),
+    "RECOVERY_NOTHING": ("KEY_LOSS", "changes a key directory that needed no recovery"),
+    "RECOVERY_DISCARD_TMP": (
+        "KEY_LOSS",
+        "keeps or adopts pg_cryptokeys_tmp instead of the valid pg_cryptokeys",
+    ),
+    "RECOVERY_ADOPT_TMP": ("KEY_LOSS", "fails to adopt pg_cryptokeys_tmp, the only valid key set"),
+    "RECOVERY_FAILS": ("KEY_LOSS", "starts, or changes the disk, when no key set opens"),
+}
+
 _DECISION_FLAGS: Final = {
     "nothing": "RECOVERY_NOTHING",
     "discard_tmp": "RECOVERY_DISCARD_TMP",
@@ -158,7 +187,7 @@ def _rotation_states(found: dict[Image, Found], protocol: str) -> list[tuple[Cra
 
 
 def build() -> Family:
-    fam = Family(name="crash_recovery", header=HEADER, notes=dict(NOTES))
+    fam = Family(name="crash_recovery", header=HEADER, notes=dict(NOTES), triage=dict(TRIAGE))
     fam.group_fields = dict(GROUP_FIELDS)
     judge = Explorer(SPEC)  # expected outcomes always come from the spec's startup
     spec_report = judge.run()

@@ -18,6 +18,31 @@ def _derivation(passphrase: bytes) -> dict[str, str]:
     return {"enc_key": d[:32].hex(), "mac_key": d[32:].hex()}
 
 
+TRIAGE = {
+    "NOT_UTF8": (
+        "BASIC",
+        "decodes or normalises the passphrase and derives another KEK: 2020 keys do not open",
+    ),
+    "TRAILING_NEWLINE": (
+        "BASIC",
+        "trims the newline and derives another KEK: keys made with `echo` do not open",
+    ),
+    "EXACT_BOUND": ("EDGE_CASE", "refuses a passphrase whose length is exactly at a bound"),
+    "CUT_AT_STARTUP": (
+        "LEGACY",
+        "refuses a long startup passphrase the 2020 patch cut, so its keys no longer open",
+    ),
+    "TOO_LONG_REJECTED": (
+        "KNOWN_2020_DEFECT",
+        "silently cuts a long new passphrase and wraps keys under one the user never typed",
+    ),
+    "EMBEDDED_NUL": (
+        "BASIC",
+        "hashes only the bytes before the first NUL: a weaker KEK, and another one",
+    ),
+}
+
+
 def build() -> Family:
     fam = Family(
         name="kdf",
@@ -29,6 +54,7 @@ def build() -> Family:
             "Labels: printable passphrases 'kdf/printable-N', binary ones 'kdf/binary-N', length "
             "rule inputs 'kdf/length-N' (printable), each N bytes long.",
         ],
+        triage=TRIAGE,
         notes={
             "NOT_UTF8": "The passphrase is not valid UTF-8. It is bytes, hashed as given; an "
             "implementation that decodes, normalises or re-encodes it derives another KEK and "

@@ -39,6 +39,46 @@ NOTES = {
     "EXTRA_ENTRIES_KEPT": "Bootstrap leaves the rest of the data directory alone.",
     "NOTHING_WRITTEN": "A refused operation changes nothing on disk: expected.datadir equals the "
     "input listing.",
+    "COMMAND_GIVEN": "The startup is given the configured passphrase_command instead of the "
+    "passphrase: a runner runs it first (run_passphrase_command, purpose startup) and starts "
+    "with its output; a failing command is the startup's failure, with nothing read or written.",
+}
+
+
+TRIAGE = {
+    "GROUP_ACCESS_2020": ("LEGACY", "refuses a key directory with the 2020 group-access modes"),
+    "LOOSE_PERMISSIONS": (
+        "CONFIDENTIALITY",
+        "opens world-readable key files instead of refusing them",
+    ),
+    "CUT_AT_STARTUP": (
+        "LEGACY",
+        "refuses a long startup passphrase, so keys made under its first 1024 bytes no longer open",
+    ),
+    "IV_NOT_AUTHENTICATED": (
+        "LEGACY",
+        "refuses key files the format accepts, or opens them to another key than the format gives",
+    ),
+    "ID_NOT_BOUND": (
+        "LEGACY",
+        "refuses keys the format accepts, or returns them in another order than the records give",
+    ),
+    "ID_NOT_CHECKED_2020": (
+        "KNOWN_2020_DEFECT",
+        "opens a key directory whose key files were swapped",
+    ),
+    "CHECK_ORDER": ("EDGE_CASE", "names another fault than the first in the spec's order"),
+    "ALL_FAIL_HMAC": ("BASIC", "reports a wrong passphrase as damaged files"),
+    "SOME_FAIL_HMAC": (
+        "KNOWN_2020_DEFECT",
+        "reports damaged key files as a wrong passphrase, as the 2020 patch did",
+    ),
+    "EXTRA_ENTRIES_KEPT": ("KEY_LOSS", "removes or changes files of PGDATA it does not own"),
+    "NOTHING_WRITTEN": ("KEY_LOSS", "changes the key directory although it refused"),
+    "COMMAND_GIVEN": (
+        "BASIC",
+        "starts with something other than the command's exact output, or despite its failure",
+    ),
 }
 
 
@@ -57,6 +97,7 @@ def build() -> Family:
             "D('key_directory/key-N', 64) and the IVs D('key_directory/iv-N', 16), N = 0, 1, 2.",
         ],
         notes=NOTES,
+        triage=TRIAGE,
     )
     p = kd.passphrase("key_directory/passphrase")
     other = kd.passphrase("key_directory/other-passphrase")
@@ -67,8 +108,44 @@ def build() -> Family:
     _startup_entries(fam, p, good)
     _startup_records(fam, p, good)
     _startup_unwrap(fam, p, other, good)
+    _startup_command(fam, p, other, keys, good)
     _bootstrap(fam, p, keys, ivs, good)
     return fam
+
+
+def printf_command(data: bytes) -> str:
+    """A POSIX ``sh`` command printing exactly ``data`` (every byte as an octal escape)."""
+    return "printf '" + "".join(f"\\{b:03o}" for b in data) + "'"
+
+
+def _startup_command(
+    fam: Family, p: bytes, other: bytes, keys: list[bytes], good: ListingJson
+) -> None:
+    g = fam.group("startup_command", "startup given the passphrase command, not the passphrase")
+    g.add(
+        "startup",
+        {"datadir": good, "passphrase_command": printf_command(p)},
+        comment="the command prints the configured passphrase (octal escapes, no newline)",
+        requirements=["START_01", "START_03", "PASS_01"],
+        flags=["COMMAND_GIVEN"],
+        expected={"keys": _hex_keys(keys), "datadir": good},
+    )
+    g.add(
+        "startup",
+        {"datadir": good, "passphrase_command": printf_command(other)},
+        comment="the command prints another passphrase",
+        requirements=["START_03", "START_04", "PASS_01"],
+        flags=["COMMAND_GIVEN", "NOTHING_WRITTEN"],
+        error="wrong_passphrase",
+    )
+    g.add(
+        "startup",
+        {"datadir": good, "passphrase_command": printf_command(p) + "; exit 3"},
+        comment="the command prints the passphrase, then exits with status 3",
+        requirements=["PASS_03", "START_04"],
+        flags=["COMMAND_GIVEN", "NOTHING_WRITTEN"],
+        error="passphrase_command_failed",
+    )
 
 
 def _hex_keys(keys: list[bytes]) -> list[str]:

@@ -18,6 +18,25 @@ def _record(key_id: int, wrapped: bytes) -> bytes:
     return struct.pack("<I", key_id) + wrapped
 
 
+TRIAGE = {
+    "LITTLE_ENDIAN": ("BASIC", "reads or writes the id in another byte order: keys swap places"),
+    "ID_NOT_CHECKED_2020": (
+        "KNOWN_2020_DEFECT",
+        "accepts a record whose id differs from its file name: swapped key files go unnoticed",
+    ),
+    "CHECK_ORDER": ("EDGE_CASE", "names another fault than the first check's"),
+    "NO_FILE_NAME": ("BASIC", "checks a file name where there is none and refuses a good record"),
+    "LONGER_ACCEPTED_2020": (
+        "KNOWN_2020_DEFECT",
+        "accepts a record file with trailing bytes, as the 2020 patch did",
+    ),
+    "ID_RANGE_UNCHECKED_2020": (
+        "KNOWN_2020_DEFECT",
+        "accepts an id outside 0..2: the 2020 patch wrote past its key table",
+    ),
+}
+
+
 def build() -> Family:
     fam = Family(
         name="key_record",
@@ -31,6 +50,7 @@ def build() -> Family:
             "Labels: the wrapped key in a record for id N is D('key_record/wrapped-N', 128); it "
             "is not a real wrapped key, records are not unwrapped here.",
         ],
+        triage=TRIAGE,
         notes={
             "LITTLE_ENDIAN": "The id is little-endian on disk (the 2020 patch wrote host order on "
             "little-endian machines). A big-endian reader sees id 0x02000000 for key 2.",

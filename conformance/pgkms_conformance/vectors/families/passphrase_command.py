@@ -73,6 +73,61 @@ NOTES = {
 }
 
 
+TRIAGE = {
+    "CUT_AT_STARTUP": ("LEGACY", "refuses long startup output the 2020 patch cut to 1024 bytes"),
+    "DEV_PROMPT": (
+        "KNOWN_2020_DEFECT",
+        "drops the prompt's last character and cuts the command after %p, as the 2020 patch did",
+    ),
+    "DOUBLE_PERCENT": ("BASIC", "substitutes %% wrongly or scans the result again"),
+    "EMBEDDED_NUL": ("BASIC", "loses the output after its first NUL byte: another KEK"),
+    "EXIT_STATUS": (
+        "AUTH_BYPASS",
+        "uses the output of a command that failed as the passphrase",
+    ),
+    "INLINE_SECRET": (
+        "CONFIDENTIALITY",
+        "quotes the command, and the passphrase written in it, in its error message",
+    ),
+    "KEPT_AS_IS": ("BASIC", "changes %-sequences other than %p and %%, breaking shell syntax"),
+    "KILLED": ("AUTH_BYPASS", "uses the output of a command killed by a signal"),
+    "LONG_COMMAND_2020": (
+        "KNOWN_2020_DEFECT",
+        "cuts a long configured command and runs the cut one, as the 2020 patch did",
+    ),
+    "LONG_OUTPUT": (
+        "EDGE_CASE",
+        "stops reading a long output early: the command dies of SIGPIPE or hangs",
+    ),
+    "NOT_UTF8": ("BASIC", "decodes the output as text and fails or changes the passphrase"),
+    "PIPE_BUFFER_2020": (
+        "KNOWN_2020_DEFECT",
+        "closes the pipe after 1024 bytes and reports a good command as failed",
+    ),
+    "PROMPT_OVERFLOW_2020": (
+        "KNOWN_2020_DEFECT",
+        "overflows or cuts a fixed buffer when many %p are substituted",
+    ),
+    "STDERR_IGNORED": (
+        "CONFIDENTIALITY",
+        "takes stderr as part of the passphrase, or echoes it where it may leak",
+    ),
+    "STDIN_DEVNULL": (
+        "BASIC",
+        "leaves stdin attached: the command hangs or reads data that is not the user's",
+    ),
+    "SUBSTITUTED_BEFORE_RUN": ("BASIC", "runs the command without substituting %p first"),
+    "TOO_LONG_REJECTED": (
+        "KNOWN_2020_DEFECT",
+        "silently cuts long output for a new key set, as the 2020 patch did",
+    ),
+    "TRAILING_NEWLINE": (
+        "BASIC",
+        "trims the output's newline and derives another KEK: 2020 keys do not open",
+    ),
+}
+
+
 def build() -> Family:
     fam = Family(
         name="passphrase_command",
@@ -90,6 +145,7 @@ def build() -> Family:
             "second each.",
         ],
         notes=NOTES,
+        triage=TRIAGE,
     )
     _substitute(fam)
     _run(fam)

@@ -37,6 +37,31 @@ NOTES = {
 }
 
 
+TRIAGE = {
+    "NOTHING_WRITTEN": ("KEY_LOSS", "changes the key directories although it refused"),
+    "KEYS_UNCHANGED": (
+        "KEY_LOSS",
+        "rotation changes the internal keys: the cluster's data no longer decrypts",
+    ),
+    "DEV_RECOVERY_COUNT": (
+        "KNOWN_2020_DEFECT",
+        "decides recovery by counting files, not by which key set opens",
+    ),
+    "LAST_VALID_COPY_KEPT": (
+        "KEY_LOSS",
+        "deletes the only key set that opens: the cluster's keys are gone",
+    ),
+    "CRASH_BETWEEN_CREATE_AND_WRITE": (
+        "KEY_LOSS",
+        "cannot start after a crash that left an empty key file although pg_cryptokeys is intact",
+    ),
+    "CONFIGURED_PASSPHRASE_DECIDES": (
+        "KEY_LOSS",
+        "keeps the key set the configured passphrase does not open and discards the one it does",
+    ),
+}
+
+
 def build() -> Family:
     fam = Family(
         name="rotation",
@@ -53,6 +78,7 @@ def build() -> Family:
             "of the NEW set D('rotation/new-iv-N', 16), N = 0, 1, 2.",
         ],
         notes=NOTES,
+        triage=TRIAGE,
     )
     m = _Material()
     _rotate(fam, m)

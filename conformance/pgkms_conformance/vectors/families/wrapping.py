@@ -100,6 +100,7 @@ def build(v: Variant) -> Family:
             "BIT_FLIP_CIPHERTEXT": common.BIT_FLIP_CIPHERTEXT,
             "WRONG_KEY": common.WRONG_KEY,
         },
+        triage=common.WRAP_TRIAGE,
     )
     _lengths(fam, v)
     target_plain, target = _target(fam, v)
