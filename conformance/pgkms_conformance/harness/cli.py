@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from pgkms_conformance.bundled import adapter_command
-from pgkms_conformance.harness import report_json, report_junit, report_text
+from pgkms_conformance.harness import report_html, report_json, report_junit, report_text
 from pgkms_conformance.harness.concurrency import DEFAULT_ROUNDS
+from pgkms_conformance.harness.model import Report
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
 from pgkms_conformance.harness.vector_stage import default_vector_paths
@@ -57,6 +58,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--replay-dir", help="where to write replay files of failures")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report here")
+    parser.add_argument(
+        "--json-all-cases",
+        action="store_true",
+        help="list every case in the JSON report, passing ones included (default: failures "
+        "only, with pass counts per stage, vector file and requirement)",
+    )
+    parser.add_argument(
+        "--html", metavar="FILE", help="write a self-contained HTML report here (no network)"
+    )
+    parser.add_argument(
+        "--spec-url",
+        metavar="URL",
+        help="base URL of the built specification that the HTML report links requirements to "
+        "(default: spec/_build/html/ of this source tree, relative to the report file)",
+    )
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
     parser.add_argument(
         "--junit-per",
@@ -116,8 +132,21 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"pgkms-conformance run: invalid vector file: {exc}\n")
         return 2
     sys.stdout.write(report_text.render(report, args.show_failures))
+    try:
+        _write_reports(args, report)
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else "a report file"
+        sys.stderr.write(f"pgkms-conformance run: cannot write {name}: {exc.strerror}\n")
+        return 2
+    return 0 if report.passed else 1
+
+
+def _write_reports(args: argparse.Namespace, report: Report) -> None:
     if args.json:
-        Path(args.json).write_text(report_json.dumps(report))
+        Path(args.json).write_text(report_json.dumps(report, args.json_all_cases))
     if args.junit:
         Path(args.junit).write_text(report_junit.to_xml(report, args.junit_per))
-    return 0 if report.passed else 1
+    if args.html:
+        html_file = Path(args.html)
+        spec_url = args.spec_url or report_html.default_spec_url(html_file)
+        html_file.write_text(report_html.render(report, spec_url), encoding="utf-8")
