@@ -264,3 +264,11 @@ def test_upgrade_keys_hints_at_the_side_without_keys(cluster: tuple[Path, str, s
         "upgrade-keys", str(datadir), "--old-datadir", str(empty), "--passphrase-command", old
     )
     _assert_clean_failure(done, 1, "--old-datadir must name the cluster being upgraded")
+
+
+def test_inspect_of_a_data_directory_without_keys_says_startup_fails(tmp_path: Path) -> None:
+    done = pgkms("inspect", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    assert "startup fails (key_directory_missing) until pgkms init creates the keys" in text
+    assert "startup opens" not in text
