@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from functools import cache
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,11 @@ import jsonschema
 import pytest
 from pgkms_conformance.cli import main
 from pgkms_conformance.harness import report_html, report_json
-from pgkms_conformance.harness.model import Report, Verdict
+from pgkms_conformance.harness.model import Case, Report, Verdict
 from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.mutants.zoo import mutant_command
 
-from tests.harness.helpers import REFERENCE
+from tests.harness.helpers import REFERENCE, fake
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTOR_FILES = [ROOT / "vectors" / "wrap.json", ROOT / "vectors" / "kdf.json"]
@@ -223,3 +225,31 @@ def test_cli_names_a_report_file_it_cannot_write(
     assert main([*argv, "--html", str(target)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(target) in err and "Traceback" not in err
+
+
+def test_a_failure_carrying_a_bug_type_shows_it() -> None:
+    case = Case(
+        stage="vectors",
+        name="wrap.json#7",
+        verdict=Verdict.FAILED,
+        requirements=("WRAP_07",),
+        source={"file": "vectors/wrap.json", "tcId": 7, "id": "ab", "comment": "c"},
+        expected="hmac_mismatch",
+        found="success",
+    )
+    tagged = replace(case, source={**case.source, "bug_type": "AUTH_BYPASS"})
+    for shown, expected in ((case, 0), (tagged, 1)):
+        report = Report(iut_command=["./a"], cases=[shown])
+        page = _parse(report_html.render(report, SPEC_URL))
+        assert page.text_by_class.get("bug-type", []) == ["AUTH_BYPASS"] * expected
+
+
+def test_an_aborted_run_renders_with_its_reason() -> None:
+    report = run_harness(
+        Config(fake("crash", budget=0), examples=2, timeout=5, stages=("protocol",))
+    )
+    assert report.aborted is not None
+    html = report_html.render(report, SPEC_URL)
+    page = _parse(html)
+    assert "aborted" in page.ids and "verdict" in page.ids
+    assert "VERDICT: ABORTED" in html and escape(report.aborted.message) in html
