@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--passphrase-command",
         metavar="CMD",
-        help="also decide what startup will do under this passphrase",
+        help="also decide what startup will do under this passphrase (exit 1, "
+        "no_valid_key_set, when it would refuse)",
     )
     p.add_argument("--apply", action="store_true", help="carry the decision out")
     _timeout_option(p)
