@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from pgkms import __version__, demo
+from pgkms import __version__, demo, keycheck
 from pgkms.bootstrap import bootstrap
 from pgkms.errors import (
     HexInvalid,
@@ -70,7 +70,8 @@ def _acquire(args: argparse.Namespace, command: str, purpose: Purpose) -> Secret
 VERIFY_LIMIT = (
     "note: verify cannot detect a modified IV in a key file: the HMAC does not cover the IV, so "
     "a changed IV silently changes the key it opens to (spec finding SEC_IV); protect "
-    "pg_cryptokeys against modification, not only against reading"
+    "pg_cryptokeys against modification, not only against reading, or record the keys with "
+    "--save-key-check FILE and verify with --key-check FILE"
 )
 
 
@@ -84,17 +85,22 @@ def _require_datadir(datadir: str) -> None:
 def _make_datadir(datadir: str) -> bool:
     """``init`` creates a missing data directory (and its parents), mode 0700, as initdb does.
 
-    Returns whether it created it.
+    Through the filesystem layer, each new directory made durable in its parent. Returns
+    whether it created anything.
     """
-    if os.path.lexists(datadir):
-        return False
+    fs = OsFileSystem()
+    missing: list[str] = []
+    path = os.path.abspath(datadir)
     try:
-        os.makedirs(datadir, mode=0o700)
-    except OSError as exc:
-        raise StorageError(
-            f"{shown(datadir)}: cannot create the data directory: {exc.strerror}"
-        ) from None
-    return True
+        while fs.stat(path) is None and path != os.path.dirname(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for directory in reversed(missing):
+            fs.mkdir(directory, 0o700)
+            fs.fsync_dir(os.path.dirname(directory))
+    except StorageError as exc:
+        raise StorageError(f"cannot create the data directory: {exc.message}") from None
+    return bool(missing)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -112,8 +118,27 @@ def _startup(args: argparse.Namespace) -> InternalKeys:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    _startup(args)
+    keys = _startup(args)
     _say(f"{shown(args.datadir)}: the passphrase opens all 3 internal keys")
+    if args.key_check is not None:
+        keycheck.check(args.key_check, keys)
+        _say(f"all 3 internal keys are the ones {shown(args.key_check)} recorded")
+        return 0
+    if args.save_key_check is not None:
+        inside = os.path.realpath(os.path.dirname(os.path.abspath(args.save_key_check)))
+        if os.path.commonpath([inside, os.path.realpath(args.datadir)]) == os.path.realpath(
+            args.datadir
+        ):
+            raise InputError(
+                f"{shown(args.save_key_check)}: inside the data directory; keep the key-check "
+                "file outside PGDATA, where PGDATA's writers cannot write"
+            )
+        keycheck.save(args.save_key_check, keys)
+        _say(
+            f"{shown(args.save_key_check)}: key-check values saved; keep the file where "
+            "PGDATA's writers cannot write, and verify with --key-check"
+        )
+        return 0
     _say(VERIFY_LIMIT)
     return 0
 
@@ -293,10 +318,23 @@ def build_parser() -> argparse.ArgumentParser:
         "create pg_cryptokeys/ with three new internal keys (and DATADIR, mode 0700, when it "
         "does not exist, as initdb does)",
     ).set_defaults(run=_cmd_init)
-    command(
+    p = command(
         "verify",
-        "run the startup procedure: do all keys open? (a modified IV goes unseen: SEC_IV)",
-    ).set_defaults(run=_cmd_verify)
+        "run the startup procedure: do all keys open? (a modified IV goes unseen, SEC_IV, "
+        "unless a key-check file is given)",
+    )
+    check_options = p.add_mutually_exclusive_group()
+    check_options.add_argument(
+        "--key-check",
+        metavar="FILE",
+        help="also require the keys to be those FILE recorded (detects a modified IV: SEC_IV)",
+    )
+    check_options.add_argument(
+        "--save-key-check",
+        metavar="FILE",
+        help="record the keys' key-check values in a new FILE, kept outside PGDATA",
+    )
+    p.set_defaults(run=_cmd_verify)
     p = command("rotate", "re-wrap the internal keys under a new passphrase")
     p.add_argument(
         "--new-passphrase-command",

@@ -41,9 +41,11 @@ EXPECTED_OUTPUT: dict[str, list[tuple[str, int]]] = {
     "README.md": [("VERDICT: PASS", 1)],
     "docs/quickstart.rst": [
         ("created pg_cryptokeys with 3 internal keys", 1),
-        ("the passphrase opens all 3 internal keys", 2),
+        ("the passphrase opens all 3 internal keys", 4),
         ("cannot detect a modified IV", 2),
         ("my secret passward", 2),
+        ("key-check values saved", 1),
+        ("are the ones", 1),
         ("rotation state: no interrupted rotation", 1),
         ("internal keys re-wrapped under the new passphrase", 1),
     ],

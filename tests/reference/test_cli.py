@@ -272,3 +272,57 @@ def test_inspect_of_a_data_directory_without_keys_says_startup_fails(tmp_path: P
     text = done.stdout.decode()
     assert "startup fails (key_directory_missing) until pgkms init creates the keys" in text
     assert "startup opens" not in text
+
+
+def _flip_iv_bit(key_file: Path) -> None:
+    """One bit inside the IV (after the 4-byte id and the 32-byte HMAC): SEC_IV."""
+    record = bytearray(key_file.read_bytes())
+    record[4 + 32] ^= 0x01
+    key_file.write_bytes(bytes(record))
+
+
+def test_a_key_check_file_detects_a_modified_iv(cluster: tuple[Path, str, str]) -> None:
+    datadir, old, new = cluster
+    kcv = datadir.parent / "kcv"
+    done = pgkms("verify", str(datadir), "--passphrase-command", old, "--save-key-check", str(kcv))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(kcv.stat().st_mode) == 0o600
+    lines = kcv.read_text().splitlines()
+    assert lines[0] == "pgkms-key-check/1" and [line[:2] for line in lines[1:]] == [
+        "0 ",
+        "1 ",
+        "2 ",
+    ]
+    raw = b"".join((datadir / "pg_cryptokeys" / n).read_bytes() for n in ("0000", "0001", "0002"))
+    for i in range(0, len(raw) - 8, 4):  # no window of any key file appears in it
+        assert raw[i : i + 8].hex() not in kcv.read_text()
+    # Rotation keeps the keys (KEY_02): the same file still matches under the new passphrase.
+    rotate = ["rotate", str(datadir), "--passphrase-command", old]
+    assert pgkms(*rotate, "--new-passphrase-command", new).returncode == 0
+    done = pgkms("verify", str(datadir), "--passphrase-command", new, "--key-check", str(kcv))
+    assert done.returncode == 0 and b"are the ones" in done.stdout, done.stderr
+    _flip_iv_bit(datadir / "pg_cryptokeys" / "0001")
+    # Without the file the flip goes unseen (SEC_IV), and verify says it cannot see it ...
+    done = pgkms("verify", str(datadir), "--passphrase-command", new)
+    assert done.returncode == 0 and b"cannot detect a modified IV" in done.stdout
+    # ... with it, the changed block key is named.
+    done = pgkms("verify", str(datadir), "--passphrase-command", new, "--key-check", str(kcv))
+    _assert_clean_failure(done, 1, "key 1 (block key)")
+    assert "[key_check_mismatch]" in done.stderr.decode()
+
+
+def test_a_key_check_file_is_never_replaced_nor_kept_inside_pgdata(
+    cluster: tuple[Path, str, str],
+) -> None:
+    datadir, old, _ = cluster
+    verify = ["verify", str(datadir), "--passphrase-command", old]
+    kcv = datadir.parent / "kcv"
+    kcv.write_text("something else\n")
+    _assert_clean_failure(pgkms(*verify, "--save-key-check", str(kcv)), 2, "never replaced")
+    assert kcv.read_text() == "something else\n"
+    _assert_clean_failure(pgkms(*verify, "--key-check", str(kcv)), 2, "not a key-check file")
+    inside = datadir / "kcv"
+    _assert_clean_failure(pgkms(*verify, "--save-key-check", str(inside)), 2, "outside PGDATA")
+    assert not inside.exists()
+    missing = datadir.parent / "missing"
+    _assert_clean_failure(pgkms(*verify, "--key-check", str(missing)), 1, "cannot read")
