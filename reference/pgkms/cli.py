@@ -29,12 +29,18 @@ from pgkms.errors import (
     NoValidKeySet,
     StorageError,
 )
-from pgkms.fs import OsFileSystem
+from pgkms.fs import OsFileSystem, join
 from pgkms.hexcodec import parse_bytea_hex, to_bytea_hex
 from pgkms.inspection import describe
 from pgkms.kdf import derive_kek
 from pgkms.keyset import InternalKeys
-from pgkms.layout import KEY_DIR, KEY_TMP_DIR, LOCK_TIMEOUT, PASSPHRASE_COMMAND_TIMEOUT
+from pgkms.layout import (
+    KEY_DIR,
+    KEY_TMP_DIR,
+    LOCK_FILE,
+    LOCK_TIMEOUT,
+    PASSPHRASE_COMMAND_TIMEOUT,
+)
 from pgkms.passphrase import Purpose, acquire_passphrase
 from pgkms.recovery import Decision, decide, recover_locked
 from pgkms.rotation import rotate
@@ -82,13 +88,12 @@ def _require_datadir(datadir: str) -> None:
         raise InputError(f"{shown(datadir)}: {what}; expected the cluster's data directory")
 
 
-def _make_datadir(datadir: str) -> bool:
+def _make_datadir(fs: OsFileSystem, datadir: str) -> list[str]:
     """``init`` creates a missing data directory (and its parents), mode 0700, as initdb does.
 
-    Through the filesystem layer, each new directory made durable in its parent. Returns
-    whether it created anything.
+    Through the filesystem layer, each new directory made durable in its parent. Returns the
+    directories it created, outermost first.
     """
-    fs = OsFileSystem()
     missing: list[str] = []
     path = os.path.abspath(datadir)
     try:
@@ -100,14 +105,36 @@ def _make_datadir(datadir: str) -> bool:
             fs.fsync_dir(os.path.dirname(directory))
     except StorageError as exc:
         raise StorageError(f"cannot create the data directory: {exc.message}") from None
-    return bool(missing)
+    return list(reversed(missing))
+
+
+def _remove_made_datadir(fs: OsFileSystem, created: list[str]) -> None:
+    """After a failed bootstrap, remove what ``init`` created, as initdb does: the lock file the
+    attempt left and the then empty directories. Anything else found there is left alone."""
+    try:
+        if fs.stat(join(created[-1], LOCK_FILE)) is not None:
+            fs.unlink(join(created[-1], LOCK_FILE))
+        for directory in reversed(created):
+            if fs.list_dir(directory):
+                return
+            fs.rmdir(directory)
+            fs.fsync_dir(os.path.dirname(directory))
+    except KmsError:
+        return  # the bootstrap's own error is the one to report
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
     passphrase = _acquire(args, args.passphrase_command, Purpose.BOOTSTRAP)
-    if _make_datadir(args.datadir):
+    fs = OsFileSystem()
+    created = _make_datadir(fs, args.datadir)
+    if created:
         _say(f"{shown(args.datadir)}: created the data directory (mode 0700)")
-    bootstrap(args.datadir, passphrase, lock_timeout=args.lock_timeout)
+    try:
+        bootstrap(args.datadir, passphrase, lock_timeout=args.lock_timeout)
+    except KmsError:
+        if created:
+            _remove_made_datadir(fs, created)
+        raise
     _say(f"{shown(args.datadir)}: created pg_cryptokeys with 3 internal keys")
     return 0
 
@@ -115,6 +142,22 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _startup(args: argparse.Namespace) -> InternalKeys:
     passphrase = _acquire(args, args.passphrase_command, Purpose.STARTUP)
     return startup(args.datadir, passphrase, lock_timeout=args.lock_timeout)
+
+
+def _save_key_check(path: str, datadir: str, keys: InternalKeys) -> None:
+    """A key-check file inside PGDATA would be as writable as the key files it checks."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    root = os.path.realpath(datadir)
+    if os.path.commonpath([folder, root]) == root:
+        raise InputError(
+            f"{shown(path)}: inside the data directory; keep the key-check file outside "
+            "PGDATA, where PGDATA's writers cannot write"
+        )
+    keycheck.save(path, keys)
+    _say(
+        f"{shown(path)}: key-check values saved; keep the file where PGDATA's writers cannot "
+        "write, and verify with --key-check"
+    )
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -125,19 +168,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         _say(f"all 3 internal keys are the ones {shown(args.key_check)} recorded")
         return 0
     if args.save_key_check is not None:
-        inside = os.path.realpath(os.path.dirname(os.path.abspath(args.save_key_check)))
-        if os.path.commonpath([inside, os.path.realpath(args.datadir)]) == os.path.realpath(
-            args.datadir
-        ):
-            raise InputError(
-                f"{shown(args.save_key_check)}: inside the data directory; keep the key-check "
-                "file outside PGDATA, where PGDATA's writers cannot write"
-            )
-        keycheck.save(args.save_key_check, keys)
-        _say(
-            f"{shown(args.save_key_check)}: key-check values saved; keep the file where "
-            "PGDATA's writers cannot write, and verify with --key-check"
-        )
+        _save_key_check(args.save_key_check, args.datadir, keys)
         return 0
     _say(VERIFY_LIMIT)
     return 0

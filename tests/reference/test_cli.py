@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from pgkms import __version__
+from pgkms import __version__, cli
 from pgkms.cli import build_parser
+from pgkms.errors import StorageError
 
 from .helpers import NEW, OLD, passphrase_command
 
@@ -326,3 +327,26 @@ def test_a_key_check_file_is_never_replaced_nor_kept_inside_pgdata(
     assert not inside.exists()
     missing = datadir.parent / "missing"
     _assert_clean_failure(pgkms(*verify, "--key-check", str(missing)), 1, "cannot read")
+
+
+def test_a_failed_init_removes_the_data_directory_it_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As initdb does: a bootstrap that fails after init made the directory (here one that took
+    the lock, then hit a storage error) leaves nothing init created behind."""
+
+    def failing_bootstrap(datadir: str, *args: object, **kwargs: object) -> None:
+        (Path(datadir) / "pg_cryptokeys.lock").write_bytes(b"")
+        raise StorageError(f"create {datadir}/pg_cryptokeys_tmp: No space left on device")
+
+    monkeypatch.setattr(cli, "bootstrap", failing_bootstrap)
+    cmd = passphrase_command(tmp_path, OLD)
+    outer = tmp_path / "new"
+    assert cli.main(["init", str(outer / "pgdata"), "--passphrase-command", cmd]) == 1
+    assert "No space left on device [storage_error]" in capsys.readouterr().err
+    assert not outer.exists()
+    # An existing data directory is not init's to remove: only what it created goes.
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert cli.main(["init", str(existing), "--passphrase-command", cmd]) == 1
+    assert existing.is_dir()
