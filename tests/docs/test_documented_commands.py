@@ -14,11 +14,14 @@ visible here and nowhere else:
 * ``./my-adapter``, the README's name for the reader's own adapter, is a script in the
   temporary directory that starts the reference implementation's adapter (any flags ignored).
 
-A synopsis block's lines are parsed by the program's own argument parser.
+A synopsis block's lines are parsed by the program's own argument parser. A command quoted
+inline in prose (or in an example's comment, as ``// Run: pgkms-conformance run --impl ...``)
+is too short to run but must name subcommands and options that exist.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -221,3 +224,70 @@ def test_the_guide_links_to_chapters_and_anchors_the_spec_has() -> None:
         assert (ROOT / "spec" / target).with_suffix(".rst").is_file(), (page.name, target)
         if anchor:
             assert chapters.get(anchor) == target, (page.name, anchor)
+
+
+_INLINE = re.compile(r"`{1,2}(pgkms(?:-conformance)?(?: [^`]+)?)`{1,2}")
+_COMMENT = re.compile(r"(?://|#)\s*\w*:?\s*(pgkms-conformance [^\n]+)")
+
+
+def _inline_commands() -> list[tuple[str, str]]:
+    """(where, command) for every inline command of the pages, and the examples' comments."""
+    found = []
+    for page in pages():
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+            for match in _INLINE.finditer(line):
+                found.append((f"{page.relative_to(ROOT)}:{number}", match.group(1)))
+    for source in sorted((ROOT / "docs" / "examples").rglob("*")):
+        if source.suffix not in (".go", ".c", ".h") and source.name != "Makefile":
+            continue
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+            for match in _COMMENT.finditer(line):
+                found.append((f"{source.relative_to(ROOT)}:{number}", match.group(1)))
+    return found
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse has no public API for this
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _inline_problem(command: str) -> str | None:
+    """What is wrong with a quoted command: an unknown subcommand or option (None: nothing)."""
+    parsers = {"pgkms": pgkms_cli.build_parser, "pgkms-conformance": conformance_cli.build_parser}
+    words = command.replace("[", " ").replace("]", " ").split()
+    parser = parsers[words[0]]()
+    descending = True  # subcommand words come first; after any other word, arguments only
+    for word in words[1:]:
+        if word.startswith("-"):
+            option = word.split("=")[0]
+            if option not in parser._option_string_actions:
+                return f"{parser.prog} has no option {option}"
+            continue
+        choices = _subparsers(parser) if descending else {}
+        if word in choices:
+            parser = choices[word]
+        elif choices:
+            return f"{parser.prog} has no subcommand {word!r}"
+        else:
+            descending = False
+    return None
+
+
+def test_inline_commands_name_real_subcommands_and_options() -> None:
+    """A command quoted in prose (``pgkms-conformance run --impl reference``) or in an example's
+    comment names a subcommand that exists and only options that subcommand has."""
+    commands = _inline_commands()
+    assert len(commands) >= 20
+    problems = [f"{where}: {command}: {_inline_problem(command)}" for where, command in commands]
+    assert [p for p in problems if not p.endswith(": None")] == []
+
+
+def test_the_inline_check_catches_a_wrong_option_or_subcommand() -> None:
+    assert _inline_problem("pgkms-conformance run --adapter ./x") == (
+        "pgkms-conformance run has no option --adapter"
+    )
+    assert _inline_problem("pgkms frobnicate DATADIR") == "pgkms has no subcommand 'frobnicate'"
+    assert _inline_problem("pgkms-conformance vectors check") is None
+    assert _inline_problem("pgkms recover DATADIR [--passphrase-command CMD [--apply]]") is None
