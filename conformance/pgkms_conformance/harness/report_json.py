@@ -2,8 +2,8 @@
 
 Versioned by its ``schema`` field (``pgkms-harness-report/3``). Every failing case is listed
 with its source and redacted expected/found; passing cases are counted per stage, per vector
-file and per requirement, and listed only on request (``--json-all-cases``: a full run has
-tens of thousands). Version 2: a failure names its ``primary`` requirement (the one it is
+file and per requirement, and listed only on request (``--json-all-cases``: thousands on a
+full run). Version 2: a failure names its ``primary`` requirement (the one it is
 charged to, counted as failed) and the ones it ``also_cited``; each requirement row counts the
 failures that only cite it (``cited``). Version 3: ``files`` counts the cases of each vector
 file, and ``cases`` lists every case when asked for (``null`` otherwise), so that a CI system
