@@ -119,6 +119,10 @@ def test_the_page_is_self_contained_and_complete(failing: Report) -> None:
     assert len(sections) == len(failing.failures)
     assert len(page.text_by_class["expected"]) == sum(1 for c in failing.failures if c.expected)
     assert len(page.text_by_class["found"]) == sum(1 for c in failing.failures if c.found)
+    # An index links each charged requirement, with its count, to its first failure.
+    index = "".join(page.text_by_class["failure-index"])
+    for primary, n in Counter(c.primary for c in failing.failures).items():
+        assert f"{primary} ({n})" in index
     # The stage table carries each stage's time.
     assert all(f"{s.duration_s:.1f} s" in html for s in failing.stages)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from functools import cache
 from html import escape
@@ -243,6 +244,7 @@ def _failures(report: Report, spec_url: str) -> Iterator[str]:
     if not failures:
         yield "<p>None.</p>"
         return
+    yield from _failure_index(failures[:_FAILURES_SHOWN])
     for number, case in enumerate(failures[:_FAILURES_SHOWN], start=1):
         yield from _failure(report, case, number, spec_url)
     if len(failures) > _FAILURES_SHOWN:
@@ -252,6 +254,20 @@ def _failures(report: Report, spec_url: str) -> Iterator[str]:
             "<p>Replay files (they contain the failing inputs, secrets in hex): "
             f"<code>{escape(report.replay_dir)}</code></p>"
         )
+
+
+def _failure_index(failures: list[Case]) -> Iterator[str]:
+    """One link per requirement charged, with its count, to its first failure below."""
+    first: dict[str, int] = {}
+    count: Counter[str] = Counter()
+    for number, case in enumerate(failures, start=1):
+        key = case.primary or ", ".join(case.requirements)
+        first.setdefault(key, number)
+        count[key] += 1
+    links = ", ".join(
+        f'<a href="#failure-{n}">{escape(key)}</a> ({count[key]})' for key, n in first.items()
+    )
+    yield f'<p class="failure-index">By requirement: {links}</p>'
 
 
 def _failure(report: Report, case: Case, number: int, spec_url: str) -> Iterator[str]:
