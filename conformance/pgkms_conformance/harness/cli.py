@@ -51,12 +51,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-default-vectors", action="store_true", help="skip the repository's vectors/"
     )
-    parser.add_argument("--examples", type=int, default=100, help="examples per property")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
     parser.add_argument(
-        "--timeout", type=_positive, default=10.0, help="seconds per request (default 10)"
+        "--examples", type=int, default=100, metavar="N", help="examples per property (default 100)"
     )
-    parser.add_argument("--replay-dir", help="where to write replay files of failures")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the generated inputs (default 0)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds per request (default 10)",
+    )
+    parser.add_argument(
+        "--replay-dir",
+        metavar="DIR",
+        help="where to write replay files of failures (default: a new temporary directory, "
+        "named in the report, created only when something failed)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the JSON report here")
     parser.add_argument(
         "--json-all-cases",
@@ -81,7 +94,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="one JUnit testcase per requirement (default) or per case",
     )
     parser.add_argument(
-        "--stages", type=_stages, default=STAGES, help=f"comma-separated subset of {STAGES}"
+        "--stages",
+        type=_stages,
+        default=STAGES,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(STAGES)} (default: all)",
     )
     parser.add_argument(
         "--concurrency-rounds",
@@ -105,7 +122,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "its self-reported fs_trace (needs strace and ptrace)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-    parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")
+    parser.add_argument(
+        "--show-failures",
+        type=int,
+        default=40,
+        metavar="N",
+        help="failures listed on the console (default 40; the reports list them all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
