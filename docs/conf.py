@@ -14,7 +14,13 @@ author = "the pgkms project"
 copyright = "2026, the pgkms project"
 release = "0.1.0"
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.extlinks", "pgkms_cli", "pgkms_docstrings"]
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.extlinks",
+    "pgkms_cli",
+    "pgkms_docstrings",
+    "pgkms_doc_markers",
+]
 root_doc = "index"
 exclude_patterns = ["_build", "examples"]
 html_theme = "alabaster"

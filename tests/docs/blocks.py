@@ -12,8 +12,9 @@ A block is run unless a marker right above it says otherwise:
 ``run-by: tests/docs/FILE.py::TEST``
     run by that test, which builds what the block needs around it.
 
-In reStructuredText the marker is a comment (``.. not-run: ...``, continued on indented lines);
-in Markdown an HTML comment (``<!-- not-run: ... -->``). Neither shows in the rendered page.
+In reStructuredText the marker is a directive (``.. not-run:: ...``, continued on indented
+lines), which the guide shows as one small line above the block (docs/_ext/pgkms_doc_markers.py);
+in Markdown it is an HTML comment (``<!-- not-run: ... -->``), seen in the source.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ MARKERS = ("not-run", "synopsis", "run-by")
 RUNNABLE = ("sh", "python")
 
 _RST_BLOCK = re.compile(r"^(\s*)\.\. code-block::\s*(\S+)\s*$")
-_RST_MARKER = re.compile(r"^\.\. (not-run|synopsis|run-by):\s*(.*)$")
+_RST_MARKER = re.compile(r"^\.\. (not-run|synopsis|run-by)::\s*(.*)$")
 _MD_FENCE = re.compile(r"^```(\S*)\s*$")
 _MD_MARKER = re.compile(r"^<!--\s*(not-run|synopsis|run-by):\s*(.*?)\s*(-->)?\s*$")
 
