@@ -24,9 +24,12 @@ if (HERE / "_ext" / "pgkms_crash.py").exists():
 root_doc = "index"
 # chapters/generated/: sections generated from definitions, included by their chapters.
 exclude_patterns = ["_build", "chapters/generated"]
+# Literal blocks are hex dumps, listings and diagrams, never Python: no highlighting guessed.
+highlight_language = "none"
 templates_path: list[str] = []
 html_theme = "alabaster"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["pgkms.css"]  # need boxes within the text column
 html_title = "pgkms specification v1"
 nitpicky = True
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}  # never fetch anything

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
+
+# Neither needs the "conformance" extra, so --version and the missing-extra message still work.
+from pgkms_conformance.harness.report_json import SCHEMA_ID
+from pgkms_conformance.protocol.client import PROTOCOL_VERSION
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,9 +42,29 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# The top-level help, in plain text (argparse prints it as is).
+DESCRIPTION = (
+    "The conformance toolkit for PostgreSQL's 2020 cluster key manager (kms_v10): judge an "
+    "implementation through its adapter, generate and check the test vectors, explore crash "
+    "states, run the mutant zoo, check requirement traceability."
+)
+EPILOG = "'pgkms-conformance COMMAND --help' describes each command and its exit status."
+
+
+def version_text() -> str:
+    """The toolkit's version and the versions of the contracts it speaks."""
+    return (
+        f"pgkms-conformance {importlib.metadata.version('pgkms')} "
+        f"(adapter protocol {PROTOCOL_VERSION}, report {SCHEMA_ID})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pgkms-conformance", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="pgkms-conformance", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=version_text())
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND", title="commands"
+    )
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -71,6 +71,14 @@ def keys_already_exist(path: str, why: str) -> StoreFailure:
     return StoreFailure(Code.KEYS_ALREADY_EXIST, f"{disk.shown(path)}: {why}; nothing was written")
 
 
+# What a message names, in words, as found where a key directory was expected.
+_FOUND: dict[str | None, str] = {
+    None: "nothing",
+    "file": "a regular file",
+    "other": "a special file (FIFO, socket or device)",
+}
+
+
 @dataclass(frozen=True, repr=False)
 class InternalKeys:
     """The SQL, block and WAL keys (ids 0, 1, 2), 64 bytes each (KEY_01)."""
@@ -110,7 +118,7 @@ class KeyStore:
         if kind == "symlink":
             raise disk.symlink_refused(self.path)
         if kind != "dir":
-            found = "nothing" if kind is None else f"a {kind}"
+            found = _FOUND.get(kind, f"a {kind}")
             raise StoreFailure(
                 Code.KEY_DIRECTORY_MISSING,
                 f"{disk.shown(self.path)}: expected a key directory, found {found}",

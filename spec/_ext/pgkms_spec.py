@@ -492,7 +492,9 @@ class KnownAnswerDirective(SphinxDirective):
             raise self.error(f"unknown example {self.arguments[0]!r}") from None
         self.env.note_dependency(layout.__file__)
         text = "\n".join(lines)
-        return [nodes.literal_block(text, text, classes=["pgkms-known-answer"])]
+        block = nodes.literal_block(text, text, classes=["pgkms-known-answer"])
+        block["language"] = "text"  # hex known answers: nothing to highlight
+        return [block]
 
 
 # --- traceability coverage ---------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Secrets stay secret: with canary passphrases, keys and plaintexts, and an IUT that echoes
 every value it receives into its error messages and stderr, none of them appears (as raw text,
-hex or base64) on the console, in the JSON or JUnit report, or in any file the run leaves,
-except the replay files, which exist to hold failing inputs."""
+hex or base64) on the console, in the JSON (every case listed), JUnit or HTML report, or in any
+file the run leaves, except the replay files, which exist to hold failing inputs."""
 
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ def test_no_canary_escapes(
     argv += ["--stages", "protocol,vectors,properties,scenarios", "--replay-dir", str(replays)]
     argv += ["--vectors", str(_canary_vectors(out_dir))]
     argv += ["--json", str(out_dir / "r.json"), "--junit", str(out_dir / "r.xml")]
+    argv += ["--html", str(out_dir / "r.html"), "--json-all-cases"]  # every case, passing too
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert "ERR_01" in captured.out  # the leaking messages were noticed ...

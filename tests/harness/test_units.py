@@ -13,7 +13,7 @@ import pytest
 from pgkms_conformance.harness.checks import attribute_sql_unwrap, attribute_unwrap, length_rule
 from pgkms_conformance.harness.oracle import Answer
 from pgkms_conformance.harness.progress import Progress
-from pgkms_conformance.harness.redact import Redactor, describe
+from pgkms_conformance.harness.redact import Redactor, describe, describe_json
 from pgkms_conformance.harness.requirements import title_of
 from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.image import Entry, differences, materialise, snapshot
@@ -147,3 +147,8 @@ def test_requirement_titles_of_other_areas_come_from_the_spec() -> None:
     assert title_of("CONF_01") == "Read and write compatibility with the 2020 patch"
     assert title_of("CRASH_07").startswith("Rotation and recovery keep four invariants")
     assert title_of("SEC_IV") == "security finding a vector demonstrates"
+
+
+def test_an_empty_result_string_is_described_as_zero_bytes() -> None:
+    assert describe_json("") == describe(b"") == "0 bytes, sha256 e3b0c442"
+    assert describe_json("zz") == "a string of 2 characters"

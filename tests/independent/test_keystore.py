@@ -152,3 +152,12 @@ def test_os_errors_become_storage_failures(tmp_path: Path) -> None:
     assert code_of(lambda: disk.read_all(str(tmp_path / "absent"))) is Code.STORAGE_ERROR
     assert code_of(lambda: disk.names_in(str(tmp_path / "a\0b"))) is Code.STORAGE_ERROR
     assert code_of(lambda: disk.kind_of("\ud800")) is Code.STORAGE_ERROR
+
+
+@pytest.mark.req("ENV_02")
+def test_a_special_file_as_key_directory_is_named_in_words(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pg_cryptokeys")
+    with pytest.raises(Failure) as caught:
+        Cluster(str(tmp_path)).startup(OLD)
+    assert caught.value.code is Code.KEY_DIRECTORY_MISSING
+    assert "found a special file (FIFO, socket or device)" in str(caught.value)

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from pgkms_conformance.bundled import adapter_command
-from pgkms_conformance.harness import report_json, report_junit, report_text
+from pgkms_conformance.harness import report_html, report_json, report_junit, report_text
 from pgkms_conformance.harness.concurrency import DEFAULT_ROUNDS
+from pgkms_conformance.harness.model import Report
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
 from pgkms_conformance.harness.vector_stage import default_vector_paths
@@ -50,13 +51,41 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-default-vectors", action="store_true", help="skip the repository's vectors/"
     )
-    parser.add_argument("--examples", type=int, default=100, help="examples per property")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
     parser.add_argument(
-        "--timeout", type=_positive, default=10.0, help="seconds per request (default 10)"
+        "--examples", type=int, default=100, metavar="N", help="examples per property (default 100)"
     )
-    parser.add_argument("--replay-dir", help="where to write replay files of failures")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the generated inputs (default 0)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds per request (default 10)",
+    )
+    parser.add_argument(
+        "--replay-dir",
+        metavar="DIR",
+        help="where to write replay files of failures (default: a new temporary directory, "
+        "named in the report, created only when something failed)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the JSON report here")
+    parser.add_argument(
+        "--json-all-cases",
+        action="store_true",
+        help="list every case in the JSON report, passing ones included (default: failures "
+        "only, with pass counts per stage, vector file and requirement)",
+    )
+    parser.add_argument(
+        "--html", metavar="FILE", help="write a self-contained HTML report here (no network)"
+    )
+    parser.add_argument(
+        "--spec-url",
+        metavar="URL",
+        help="base URL of the built specification that the HTML report links requirements to "
+        "(default: spec/_build/html/ of this source tree, relative to the report file)",
+    )
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
     parser.add_argument(
         "--junit-per",
@@ -65,7 +94,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="one JUnit testcase per requirement (default) or per case",
     )
     parser.add_argument(
-        "--stages", type=_stages, default=STAGES, help=f"comma-separated subset of {STAGES}"
+        "--stages",
+        type=_stages,
+        default=STAGES,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(STAGES)} (default: all)",
     )
     parser.add_argument(
         "--concurrency-rounds",
@@ -89,7 +122,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "its self-reported fs_trace (needs strace and ptrace)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-    parser.add_argument("--show-failures", type=int, default=40, help="failures on the console")
+    parser.add_argument(
+        "--show-failures",
+        type=int,
+        default=40,
+        metavar="N",
+        help="failures listed on the console (default 40; the reports list them all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,8 +155,21 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"pgkms-conformance run: invalid vector file: {exc}\n")
         return 2
     sys.stdout.write(report_text.render(report, args.show_failures))
+    try:
+        _write_reports(args, report)
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else "a report file"
+        sys.stderr.write(f"pgkms-conformance run: cannot write {name}: {exc.strerror}\n")
+        return 2
+    return 0 if report.passed else 1
+
+
+def _write_reports(args: argparse.Namespace, report: Report) -> None:
     if args.json:
-        Path(args.json).write_text(report_json.dumps(report))
+        Path(args.json).write_text(report_json.dumps(report, args.json_all_cases))
     if args.junit:
         Path(args.junit).write_text(report_junit.to_xml(report, args.junit_per))
-    return 0 if report.passed else 1
+    if args.html:
+        html_file = Path(args.html)
+        spec_url = args.spec_url or report_html.default_spec_url(html_file)
+        html_file.write_text(report_html.render(report, spec_url), encoding="utf-8")

@@ -54,7 +54,8 @@ def describe_field(name: str, value: Any) -> str:
 
 def describe_json(value: Any) -> str:
     """Describe a result field: hex strings as bytes, lists element-wise, other scalars as is."""
-    if isinstance(value, str) and len(value) % 2 == 0 and set(value) <= _HEXCHARS and value:
+    # The empty string too: in a result it is 0 bytes, said as every other length is said.
+    if isinstance(value, str) and len(value) % 2 == 0 and set(value) <= _HEXCHARS:
         return describe_hex(value)
     if isinstance(value, list):
         return "[" + ", ".join(describe_json(v) for v in value) + "]"

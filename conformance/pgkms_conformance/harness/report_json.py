@@ -1,23 +1,27 @@
 """The machine-readable report (``--json FILE``), described by ``report_schema.json``.
 
-Versioned by its ``schema`` field (``pgkms-harness-report/2``). Every failing case is listed
-with its source and redacted expected/found; passing cases are counted, not listed (a full run
-has tens of thousands). Version 2: a failure names its ``primary`` requirement (the one it is
+Versioned by its ``schema`` field (``pgkms-harness-report/3``). Every failing case is listed
+with its source and redacted expected/found; passing cases are counted per stage, per vector
+file and per requirement, and listed only on request (``--json-all-cases``: thousands on a
+full run). Version 2: a failure names its ``primary`` requirement (the one it is
 charged to, counted as failed) and the ones it ``also_cited``; each requirement row counts the
 failures that only cite it (``cited``). A failure's ``bug_type`` lists the bug types of the
-failing vector's flags, most severe first (empty for checks that are not vectors).
+failing vector's flags, most severe first (empty for checks that are not vectors). Version 3:
+``files`` counts the cases of each vector file, and ``cases`` lists every case when asked for
+(``null`` otherwise), so that a CI system can track progress between runs, not only failures.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from importlib import resources
 from typing import Any
 
 from pgkms_conformance.harness.model import Case, Report, Verdict
 from pgkms_conformance.harness.profiles import profile_results
 
-SCHEMA_ID = "pgkms-harness-report/2"
+SCHEMA_ID = "pgkms-harness-report/3"
 
 
 def schema() -> dict[str, Any]:
@@ -47,7 +51,18 @@ def case_json(case: Case) -> dict[str, Any]:
     }
 
 
-def to_json(report: Report) -> dict[str, Any]:
+def file_counts(report: Report) -> list[dict[str, Any]]:
+    """Each vector file's cases by verdict, in the order the run met the files."""
+    per_file: dict[str, Counter[Verdict]] = {}
+    for case in report.cases:
+        file = case.source.get("file")
+        if isinstance(file, str):
+            per_file.setdefault(file, Counter())[case.verdict] += 1
+    return [{"file": name, "counts": _counts(c)} for name, c in per_file.items()]
+
+
+def to_json(report: Report, all_cases: bool = False) -> dict[str, Any]:
+    """The report as JSON data; ``all_cases`` adds every case, passing ones included."""
     verdict = "aborted" if report.aborted else "pass" if report.passed else "fail"
     return {
         "schema": SCHEMA_ID,
@@ -81,7 +96,9 @@ def to_json(report: Report) -> dict[str, Any]:
             {"name": p.name, "verdict": p.verdict, "missing": list(p.missing)}
             for p in profile_results(report)
         ],
+        "files": file_counts(report),
         "failures": [case_json(c) for c in report.failures],
+        "cases": [case_json(c) for c in report.cases] if all_cases else None,
         "aborted": None
         if report.aborted is None
         else {
@@ -93,5 +110,5 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
-def dumps(report: Report) -> str:
-    return json.dumps(to_json(report), indent=1, sort_keys=True) + "\n"
+def dumps(report: Report, all_cases: bool = False) -> str:
+    return json.dumps(to_json(report, all_cases), indent=1, sort_keys=True) + "\n"

@@ -108,6 +108,11 @@ def describe(fs: FileSystem, datadir: str) -> list[str]:
 
 def rotation_outlook(current: DirReport, tmp: DirReport) -> str:
     """What startup will do with this state (REC_01..REC_05), as far as structure can tell."""
+    if not tmp.exists and not current.exists:
+        return (
+            f"rotation state: no interrupted rotation; no {KEY_DIR} either: startup fails "
+            "(key_directory_missing) until pgkms init creates the keys"
+        )
     if not tmp.exists:
         return "rotation state: no interrupted rotation; startup opens " + KEY_DIR
     if not tmp.complete and not current.complete:
