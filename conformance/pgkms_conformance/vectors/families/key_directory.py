@@ -35,6 +35,10 @@ NOTES = {
     "SOME_FAIL_HMAC": "Only some key files fail their HMAC: the passphrase is right and the "
     "files are damaged, reported as hmac_mismatch (START_03). The 2020 patch called every "
     "failure a wrong passphrase (DEV_MESSAGES).",
+    "LENGTH_FAILURE_IN_ORDER": "One file fails its HMAC and another authenticates but unwraps "
+    "to a key that is not 64 bytes. Every key is attempted and the first failing file in id "
+    "order is reported with its own code (START_03); a length failure does not end startup "
+    "early. The 2020 patch checked no length at all (DEV_UNWRAP_LENGTH).",
     "EXTRA_ENTRIES_KEPT": "Bootstrap leaves the rest of the data directory alone.",
     "NOTHING_WRITTEN": "A refused operation changes nothing on disk: expected.datadir equals the "
     "input listing.",
@@ -369,6 +373,28 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
             "key_length_invalid",
             reqs=["KEY_03", "DEV_UNWRAP_LENGTH"],
         )
+    # START_03: a length failure takes its place in id order among the other failures.
+    key = drbg.derive("key_directory/long-key-65", 65)
+    long_plain = key + bytes([15]) * 15
+    long_2 = (2).to_bytes(4, "little") + common.raw_wrap(enc, mac, ivs[2], long_plain)
+    long_0 = (0).to_bytes(4, "little") + common.raw_wrap(enc, mac, ivs[0], long_plain)
+    flip_0, flip_1 = common.flip_bit(r["0000"], 4 * 8 + 3), common.flip_bit(r["0001"], 4 * 8 + 3)
+    refuse(
+        kd.with_content(kd.with_content(good, D + "0000", flip_0), D + "0002", long_2),
+        p,
+        "0000's HMAC flipped, 0002 unwraps to a 65-byte key: the first failing file wins",
+        "hmac_mismatch",
+        reqs=["KEY_03"],
+        flags=["SOME_FAIL_HMAC", "LENGTH_FAILURE_IN_ORDER"],
+    )
+    refuse(
+        kd.with_content(kd.with_content(good, D + "0000", long_0), D + "0001", flip_1),
+        p,
+        "0000 unwraps to a 65-byte key, 0001's HMAC flipped: the first failing file wins",
+        "key_length_invalid",
+        reqs=["KEY_03"],
+        flags=["SOME_FAIL_HMAC", "LENGTH_FAILURE_IN_ORDER"],
+    )
 
 
 def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: Listing) -> None:
