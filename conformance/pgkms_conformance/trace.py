@@ -6,8 +6,11 @@ Theory of operation. The specification defines the requirements (``.. req::`` it
 It then collects *citations* of identifiers:
 
 - tests (``tests/**/*.py``): the arguments of ``pytest.mark.req(...)`` anywhere in a module
-  (on a test, a class, a ``pytest.param`` or ``pytestmark``) and identifiers in docstrings;
-  these count as coverage (a marker may also name a finding or deviation it demonstrates);
+  (on a test, a class, a ``pytest.param`` or ``pytestmark``), and identifiers in the docstrings
+  of test functions (``test*``) and test classes (``Test*``); these count as coverage (a marker
+  may also name a finding or deviation it demonstrates). A module's docstring, a helper's
+  docstring, a comment or a string elsewhere is checked for existence but never counted: it
+  describes a test, it does not check anything;
 - vectors (``vectors/**/*.json``): every ``requirements`` list of string identifiers, usually
   one per test; these count as coverage;
 - implementations (``reference/**/*.py``, ``conformance/**/*.py``): identifiers anywhere in
@@ -251,8 +254,16 @@ def _is_req_marker(func: ast.expr) -> bool:
     )
 
 
+def _is_test_item(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A test function or a test class by pytest's default naming rules."""
+    if isinstance(node, ast.ClassDef):
+        return node.name.startswith("Test")
+    return node.name.startswith("test")
+
+
 class _TestVisitor(ast.NodeVisitor):
-    """Attributes marker arguments and docstring ids to the enclosing test (or the module)."""
+    """Attributes marker arguments, and ids in the docstrings of test functions and classes, to
+    the enclosing test (markers at module level: to the module)."""
 
     def __init__(self, module: str) -> None:
         self.module = module
@@ -263,18 +274,16 @@ class _TestVisitor(ast.NodeVisitor):
     def _where(self) -> str:
         return "::".join([self.module, *self.scope])
 
-    def _docstring(
-        self, node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
-    ) -> None:
+    def _docstring(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        """Count the docstring's ids for a test function or class; any other docstring (a
+        helper's, a fixture's) is left to the existence check."""
+        if not _is_test_item(node):
+            return
         doc = ast.get_docstring(node, clean=False)
         if doc:
             line = node.body[0].lineno if node.body else 1
             for item_id in ids_in_text(doc):
                 self.found.append((item_id, self._where(), line))
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self._docstring(node)
-        self.generic_visit(node)
 
     def _visit_scope(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for decorator in node.decorator_list:  # decorators belong to the item they decorate
@@ -417,6 +426,8 @@ def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
         for d in reqs:
             tests, vectors = report.tests_for(d.id), report.vectors_for(d.id)
             yield f"  {d.id}: {len(tests)} tests, {len(vectors)} vectors"
+            for test in tests:
+                yield f"    {test}"
     if uncovered:
         yield "FAIL: requirements with no test and no vector: " + ", ".join(uncovered)
     for item_id, places in _places_by_id(report.unknown):
@@ -438,7 +449,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the trace arguments (``pgkms-conformance trace`` and ``python -m``)."""
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
-    parser.add_argument("-v", "--verbose", action="store_true", help="one line per requirement")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="per requirement: its counts, then the tests citing it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

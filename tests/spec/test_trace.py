@@ -226,6 +226,50 @@ def test_comments_in_tests_are_checked_but_not_counted(tmp_path: Path) -> None:
     assert report.uncovered == ["WRAP_01", "WRAP_02"]
 
 
+def test_module_and_helper_docstrings_are_checked_but_not_counted(tmp_path: Path) -> None:
+    tests = '''\
+        """Tests of WRAP_01 and WRAP_02."""
+
+        def _helper():
+            """Builds a WRAP_02 input."""
+
+        class Helper:
+            """Holds WRAP_01 state."""
+
+        def test_x():
+            pass
+        '''
+    report = trace.check(_tree(tmp_path, tests__test_a_DOT_py=tests))
+    assert report.uncovered == ["WRAP_01", "WRAP_02"]
+    assert report.unknown == []
+
+
+def test_docstrings_of_test_functions_and_classes_count(tmp_path: Path) -> None:
+    tests = '''\
+        class TestGroup:
+            """Checks WRAP_01."""
+
+            def test_in_class(self):
+                """And WRAP_02."""
+        '''
+    report = trace.check(_tree(tmp_path, tests__test_a_DOT_py=tests))
+    assert report.tests_for("WRAP_01") == ["tests/test_a.py::TestGroup"]
+    assert report.tests_for("WRAP_02") == ["tests/test_a.py::TestGroup::test_in_class"]
+    assert report.ok
+
+
+def test_verbose_listing_names_the_tests_per_requirement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _tree(tmp_path)
+    assert trace.main(["--root", str(root), "-v"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("  WRAP_01: 1 tests, 0 vectors")
+    assert out[at + 1] == "    tests/test_a.py::test_one"
+    assert out[at + 2] == "  WRAP_02: 1 tests, 0 vectors"
+    assert out[at + 3] == "    tests/test_a.py::test_two"
+
+
 def test_malformed_marker_argument_is_a_problem(tmp_path: Path) -> None:
     tests = 'import pytest\n\n@pytest.mark.req("WRAP_1", "WRAP_01..02")\ndef test_x(): pass\n'
     report = trace.check(_tree(tmp_path, tests__test_b_DOT_py=tests))
