@@ -1,7 +1,8 @@
 """Requirement traceability: every spec requirement is checked by a test or a vector.
 
 Theory of operation. The specification defines the requirements (``.. req::`` items with an
-``:id:``), the security findings (``.. finding::``) and the deviations (``.. deviation::``) in
+``:id:``), the assumptions they hold under (``.. assumption::``, the crash model's), the
+security findings (``.. finding::``) and the deviations (``.. deviation::``) in
 ``spec/**/*.rst``. This module reads those sources directly, so the check needs no Sphinx build.
 It then collects *citations* of identifiers:
 
@@ -19,10 +20,11 @@ It then collects *citations* of identifiers:
 
 A range written ``AREA_NN..AREA_MM`` or ``AREA_NN..MM`` cites every identifier in it.
 
-The check fails when a requirement has no test and no vector, when any file cites an identifier
-of the citation pattern that the spec does not define, or when a ``req`` marker argument is not
-an identifier at all. Unknown ``SEC_*`` / ``DEV_*`` names are warnings: the lead pinned only the
-requirement pattern as a contract.
+The check fails when a requirement has no test and no vector (an assumption needs neither: it
+is not a rule an implementation follows), when any file cites an identifier of the citation
+pattern that the spec defines neither as a requirement nor as an assumption, or when a ``req``
+marker argument is not an identifier at all. Unknown ``SEC_*`` / ``DEV_*`` names are warnings:
+only the requirement pattern is a contract.
 
 Exit status of the command: 0 when the check passes, 1 when it fails, 2 on bad usage.
 """
@@ -48,17 +50,18 @@ NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
 ID_RE: Final = re.compile(rf"^(?:{AREAS})_\d{{2}}$")
 MAX_RANGE: Final = 30  # a longer "range" is a typo, not a citation of thirty requirements
 
-DIRECTIVE_RE: Final = re.compile(r"^(\s*)\.\.\s+(req|finding|deviation)::\s*(.*)$")
+DIRECTIVE_RE: Final = re.compile(r"^(\s*)\.\.\s+(req|assumption|finding|deviation)::\s*(.*)$")
 OPTION_RE: Final = re.compile(r"^\s+:([a-z_]+):\s*(.*)$")
 
-Kind = Literal["req", "finding", "deviation"]
+Kind = Literal["req", "assumption", "finding", "deviation"]
+NUMBERED: Final[frozenset[str]] = frozenset({"req", "assumption"})  # kinds with AREA_NN ids
 Source = Literal["test", "vector", "implementation", "prose"]
 SKIP_DIRS: Final = frozenset({"_build", ".venv", ".nox", "__pycache__", ".git", "node_modules"})
 
 
 @dataclass(frozen=True)
 class Definition:
-    """One spec item: a requirement, a finding or a deviation."""
+    """One spec item: a requirement, an assumption, a finding or a deviation."""
 
     id: str
     kind: Kind
@@ -115,14 +118,15 @@ class Report:
 
     @property
     def unknown(self) -> list[Citation]:
-        """Citations of the requirement pattern that no requirement defines (fatal)."""
-        defined = {d.id for d in self.definitions if d.kind == "req"}
+        """Citations of the requirement pattern that no requirement or assumption defines
+        (fatal)."""
+        defined = {d.id for d in self.definitions if d.kind in NUMBERED}
         return [c for c in self.citations if ID_RE.match(c.id) and c.id not in defined]
 
     @property
     def unknown_named(self) -> list[Citation]:
         """Citations of SEC_/DEV_ names that no finding or deviation defines (warnings)."""
-        defined = {d.id for d in self.definitions if d.kind != "req"}
+        defined = {d.id for d in self.definitions if d.kind not in NUMBERED}
         return [c for c in self.citations if not ID_RE.match(c.id) and c.id not in defined]
 
     @property
@@ -170,19 +174,25 @@ def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-KINDS: Final[dict[str, Kind]] = {"req": "req", "finding": "finding", "deviation": "deviation"}
+KINDS: Final[dict[str, Kind]] = {
+    "req": "req",
+    "assumption": "assumption",
+    "finding": "finding",
+    "deviation": "deviation",
+}
 
 
 def _well_formed(kind: str, item_id: str) -> bool:
-    """Requirements are AREA_NN; findings SEC_<NAME>; deviations DEV_<NAME>."""
-    if kind == "req":
+    """Requirements and assumptions are AREA_NN; findings SEC_<NAME>; deviations DEV_<NAME>."""
+    if kind in NUMBERED:
         return bool(ID_RE.match(item_id))
     prefix = "SEC_" if kind == "finding" else "DEV_"
     return item_id.startswith(prefix) and bool(NAMED_RE.fullmatch(item_id))
 
 
 def read_definitions(root: Path, problems: list[str]) -> list[Definition]:
-    """Parse the ``req``, ``finding`` and ``deviation`` directives of ``spec/**/*.rst``."""
+    """Parse the ``req``, ``assumption``, ``finding`` and ``deviation`` directives of
+    ``spec/**/*.rst``."""
     found: list[Definition] = []
     for path in _files(root, "spec", ".rst"):
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -419,6 +429,7 @@ def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
     yield (
         f"{len(reqs)} requirements, {len(reqs) - len(uncovered)} covered by a test or vector, "
         f"{len(uncovered)} uncovered; "
+        f"{sum(1 for d in report.definitions if d.kind == 'assumption')} assumptions, "
         f"{sum(1 for d in report.definitions if d.kind == 'finding')} findings, "
         f"{sum(1 for d in report.definitions if d.kind == 'deviation')} deviations"
     )

@@ -270,6 +270,27 @@ def test_verbose_listing_names_the_tests_per_requirement(
     assert out[at + 3] == "    tests/test_a.py::test_two"
 
 
+def test_assumptions_are_defined_but_need_no_coverage(tmp_path: Path) -> None:
+    spec = SPEC + textwrap.dedent("""\
+
+        .. assumption:: Fsync is honest
+           :id: CRASH_06
+           :status: draft
+
+           Text.
+        """)
+    tests = textwrap.dedent(TESTS) + '\n@pytest.mark.req("CRASH_06")\ndef test_three():\n    pass\n'
+    report = trace.check(
+        _tree(tmp_path, spec__chapters__a_DOT_rst=spec, tests__test_a_DOT_py=tests)
+    )
+    assert [d.id for d in report.requirements] == ["WRAP_01", "WRAP_02"]
+    assert report.defined["CRASH_06"].kind == "assumption"
+    assert report.unknown == []
+    assert report.ok
+    uncited = trace.check(_tree(tmp_path, tests__test_a_DOT_py=TESTS))
+    assert uncited.ok  # an assumption nobody cites is not a coverage gap
+
+
 def test_malformed_marker_argument_is_a_problem(tmp_path: Path) -> None:
     tests = 'import pytest\n\n@pytest.mark.req("WRAP_1", "WRAP_01..02")\ndef test_x(): pass\n'
     report = trace.check(_tree(tmp_path, tests__test_b_DOT_py=tests))

@@ -106,7 +106,7 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
 _OTHER_KINDS = {
     "SEC": "security finding a vector demonstrates",
     "DEV": "deviation from the 2020 patch",
-    "CRASH": "crash-model requirement (crash explorer vectors)",
+    "CRASH": "crash-model requirement or assumption (crash explorer vectors)",
     "VEC": "vector format requirement",
     "CONF": "conformance requirement",
 }
@@ -114,12 +114,13 @@ _OTHER_KINDS = {
 
 @cache
 def spec_titles(root: Path | None = None) -> dict[str, str]:
-    """Titles of the spec's ``req`` items, parsed from ``spec/`` as the trace check does; empty
+    """Titles of the spec's ``req`` and ``assumption`` items, parsed from ``spec/`` as the trace
+    check does; empty
     when the package runs without its source tree (an installed wheel has no ``spec/``)."""
     root = root or Path(__file__).resolve().parents[3]
     if not (root / "spec" / "chapters").is_dir():
         return {}
-    return {d.id: d.title for d in read_definitions(root, []) if d.kind == "req"}
+    return {d.id: d.title for d in read_definitions(root, []) if d.kind in ("req", "assumption")}
 
 
 def title_of(req_id: str) -> str:
