@@ -44,7 +44,9 @@ CODE_RULES: Final[dict[str, tuple[str, ...]]] = {
     "no_valid_key_set": ("REC_05",),
     "passphrase_too_short": ("PASS_04", "PASS_07"),
     "passphrase_too_long": ("PASS_05", "PASS_06"),
-    "passphrase_command_failed": ("PASS_03",),
+    # A command that fails where it should not: its exit status misjudged (PASS_03), or a long
+    # output not drained so that the writer died of SIGPIPE (PASS_11, cited by those vectors).
+    "passphrase_command_failed": ("PASS_03", "PASS_11"),
 }
 
 

@@ -37,6 +37,7 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "PASS_08": Requirement("command timeout: process group killed, passphrase_command_timeout"),
     "PASS_09": Requirement("the caller's end (SIGTERM, error) kills the command's group"),
     "PASS_10": Requirement("a failed command's message never quotes the command or its output"),
+    "PASS_11": Requirement("the output is read to its end: no SIGPIPE for a long output"),
     "KDF_01": Requirement("KEK = SHA-512(passphrase): enc = D[0:32], mac = D[32:64]"),
     "WRAP_01": Requirement("wrapped = HMAC || IV || C"),
     "WRAP_02": Requirement("C = AES-256-CBC(PKCS#7(P)), padding always added"),

@@ -290,6 +290,27 @@ def prompt_2020() -> None:
     _expand(expand)
 
 
+def output_not_drained() -> None:
+    """DEV_LONG_OUTPUT: the 2020 patch read 1024 bytes and closed the pipe; a command writing
+    more than the pipe holds then dies of SIGPIPE. Here: 1025 bytes are read, the pipe closed,
+    and the command waited for (its exit status judged as usual)."""
+    limit = original("codec", "PASSPHRASE_CEILING") + 1
+
+    def collect(child: Any, timeout: float) -> tuple[bytes, int]:
+        fd = child.stdout.fileno()
+        kept = b""
+        while len(kept) < limit:
+            chunk = os.read(fd, limit - len(kept))
+            if not chunk:
+                break
+            kept += chunk
+        child.stdout.close()  # a writer with more to say now gets SIGPIPE
+        child.wait(timeout)
+        return kept, len(kept)
+
+    rebind("passphrase", "_collect", collect)
+
+
 def newline_stripped() -> None:
     run = original("passphrase", "run_command")
 
@@ -737,6 +758,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "startup_without_minimum", "PASS_07", "startup accepts < 64 bytes", startup_without_minimum
+    ),
+    Mutant(
+        "output_not_drained",
+        "PASS_11",
+        "the command's output is read to 1025 bytes and the pipe closed (DEV_LONG_OUTPUT)",
+        output_not_drained,
     ),
     Mutant("percent_percent_kept", "PASS_02", "%% is not substituted", percent_percent_kept),
     Mutant(
