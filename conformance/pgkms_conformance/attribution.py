@@ -34,7 +34,7 @@ CODE_RULES: Final[dict[str, tuple[str, ...]]] = {
     "wrapped_length_invalid": ("WRAP_06",),
     "hmac_mismatch": ("WRAP_07",),
     "bad_padding": ("WRAP_08",),
-    "record_size_invalid": ("DISK_03",),
+    "record_size_invalid": ("DISK_08",),
     "record_id_invalid": ("DISK_04",),
     "record_id_mismatch": ("DISK_05",),
     "key_length_invalid": ("KEY_03",),

@@ -155,7 +155,7 @@ UNWRAP_CODES = {
     "bad_padding": "WRAP_08",
 }
 RECORD_CODES = {
-    "record_size_invalid": "DISK_03",
+    "record_size_invalid": "DISK_08",
     "record_id_invalid": "DISK_04",
     "record_id_mismatch": "DISK_05",
 }

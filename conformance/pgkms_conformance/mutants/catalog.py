@@ -173,13 +173,18 @@ def _unpack_record_with(
     byteorder: Literal["little", "big"] = "little",
     check_range: bool = True,
     check_name: bool = True,
+    accept_longer: bool = False,
 ) -> None:
     """Replace ``codec.unpack_record`` with one that reads the id in ``byteorder`` and may skip
-    the id's range check (DISK_04) or its comparison with the file name (DISK_05)."""
+    the id's range check (DISK_04), its comparison with the file name (DISK_05), or the refusal
+    of a record longer than 132 bytes (DISK_08: the extra bytes ignored, as the 2020 patch
+    did)."""
     record, code = original("codec", "Record"), original("failures", "Code")
     failure = original("failures", "FormatFailure")
 
     def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
+        if accept_longer:
+            data = data[:132]
         if len(data) != 132:
             raise failure(code.RECORD_SIZE_INVALID, f"{label}: {len(data)} bytes")
         key_id = int.from_bytes(data[:4], byteorder)
@@ -190,6 +195,13 @@ def _unpack_record_with(
         return record(key_id, bytes(data[4:]))
 
     rebind("codec", "unpack_record", unpack_record)
+
+
+def longer_record_accepted() -> None:
+    """DEV_RECORD_SIZE: a key file longer than a record is read as its first 132 bytes; shorter
+    ones are still refused."""
+    _unpack_record_with(accept_longer=True)
+    _keystore_attr("RECORD_SIZE", 2**31)  # the key directory's own check of the bounded read
 
 
 def big_endian_id() -> None:
@@ -654,6 +666,12 @@ MUTANTS: tuple[Mutant, ...] = (
         newline_stripped,
     ),
     Mutant("big_endian_key_id", "DISK_03", "the record id is big-endian", big_endian_id),
+    Mutant(
+        "longer_record_accepted",
+        "DISK_08",
+        "a record longer than 132 bytes is accepted, its extra bytes ignored (DEV_RECORD_SIZE)",
+        longer_record_accepted,
+    ),
     Mutant(
         "padding_not_checked",
         "WRAP_08",

@@ -207,7 +207,7 @@ def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
 
 
 def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
-    g = fam.group("startup_records", "malformed records (DISK_03..DISK_05)")
+    g = fam.group("startup_records", "malformed records (DISK_04, DISK_05, DISK_08)")
     r = {name: kd.content(good, D + name) for name in kd.NAMES}
 
     def refuse(
@@ -228,13 +228,13 @@ def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
             kd.with_content(good, D + "0002", data),
             f"0002 is {n} bytes",
             "record_size_invalid",
-            ["DISK_03"],
+            ["DISK_08"],
         )
     refuse(
         kd.with_content(good, D + "0001", r["0001"] * 2),
         "0001 is two records (264 bytes)",
         "record_size_invalid",
-        ["DISK_03"],
+        ["DISK_08"],
     )
     refuse(
         kd.with_content(good, D + "0001", (5).to_bytes(4, "little") + r["0001"][4:]),
@@ -267,7 +267,7 @@ def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
         ),
         "0000 is short and 0001 holds id 9: 0000 is reported first",
         "record_size_invalid",
-        ["DISK_03"],
+        ["DISK_08"],
         ["CHECK_ORDER"],
     )
 
