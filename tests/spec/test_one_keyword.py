@@ -33,7 +33,6 @@ STILL_COMPOUND: dict[str, str] = {
     # Separate obligations still to split, each needing its own id, harness attribution and
     # mutant.
     "DISK_02": "the file names and the file mode (0600) are two obligations",
-    "ERR_01": "one code per failure, messages that name the fault, no secret in any message",
     # Obligations of the toolkit, not of an implementation: no IUT mutant can break them alone,
     # so a split cannot meet the one-mutant-per-requirement rule as it stands.
     "CONF_03": "what a report names, and what an implementation may claim",

@@ -302,6 +302,25 @@ def prompt_2020() -> None:
     _expand(expand)
 
 
+def secret_in_message() -> None:
+    """An HMAC failure's message shows the MAC key it was checked under (ERR_02)."""
+    open_ = original("primitives", "open_sealed")
+    failure, code = original("failures", "FormatFailure"), original("failures", "Code")
+
+    def open_sealed(keys: Any, blob: bytes, label: str) -> Any:
+        try:
+            return open_(keys, blob, label)
+        except failure as exc:
+            if exc.code is not code.HMAC_MISMATCH:
+                raise
+            mac_key = keys.mac_key.expose().hex()
+            raise failure(
+                code.HMAC_MISMATCH, f"{label}: no match under MAC key {mac_key}"
+            ) from None
+
+    rebind("primitives", "open_sealed", open_sealed)
+
+
 def output_not_drained() -> None:
     """DEV_LONG_OUTPUT: the 2020 patch read 1024 bytes and closed the pipe; a command writing
     more than the pipe holds then dies of SIGPIPE. Here: 1025 bytes are read, the pipe closed,
@@ -776,6 +795,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "startup_without_minimum", "PASS_07", "startup accepts < 64 bytes", startup_without_minimum
+    ),
+    Mutant(
+        "secret_in_message",
+        "ERR_02",
+        "an HMAC failure's message shows the MAC key in hex",
+        secret_in_message,
     ),
     Mutant(
         "output_not_drained",
