@@ -3,8 +3,9 @@
 Theory of operation. The specification defines the requirements (``.. req::`` items with an
 ``:id:``), the assumptions they hold under (``.. assumption::``, the crash model's), the
 security findings (``.. finding::``) and the deviations (``.. deviation::``) in
-``spec/**/*.rst``. This module reads those sources directly, so the check needs no Sphinx build.
-It then collects *citations* of identifiers:
+``spec/**/*.rst``. An assumption is defined and cited like a requirement, but it is not a rule
+an implementation follows, so it needs no test or vector. This module reads those sources
+directly, so the check needs no Sphinx build. It then collects *citations* of identifiers:
 
 - tests (``tests/**/*.py``): the arguments of ``pytest.mark.req(...)`` anywhere in a module
   (on a test, a class, a ``pytest.param`` or ``pytestmark``), and identifiers in the docstrings
@@ -20,11 +21,11 @@ It then collects *citations* of identifiers:
 
 A range written ``AREA_NN..AREA_MM`` or ``AREA_NN..MM`` cites every identifier in it.
 
-The check fails when a requirement has no test and no vector (an assumption needs neither: it
-is not a rule an implementation follows), when any file cites an identifier of the citation
-pattern that the spec defines neither as a requirement nor as an assumption, or when a ``req``
-marker argument is not an identifier at all. Unknown ``SEC_*`` / ``DEV_*`` names are warnings:
-only the requirement pattern is a contract.
+The check fails when a requirement has no test and no vector, when any file cites an identifier
+of the citation pattern that the spec does not define, or when a ``req`` marker argument is not
+an identifier at all. Unknown ``SEC_*`` / ``DEV_*`` names are warnings, not failures: only the
+requirement identifiers are a stable contract, and a finding or deviation may be cited before
+its entry is written.
 
 Exit status of the command: 0 when the check passes, 1 when it fails, 2 on bad usage.
 """
