@@ -70,6 +70,7 @@ def build() -> Family:
     _startup_entries(fam, p, good)
     _startup_records(fam, p, good)
     _startup_unwrap(fam, p, other, good)
+    _startup_unwrap_order(fam, p, keys, ivs, good)
     _bootstrap(fam, p, keys, ivs, good)
     return fam
 
@@ -373,28 +374,6 @@ def _startup_unwrap(fam: Family, p: bytes, other: bytes, good: Listing) -> None:
             "key_length_invalid",
             reqs=["KEY_03", "DEV_UNWRAP_LENGTH"],
         )
-    # START_03: a length failure takes its place in id order among the other failures.
-    key = drbg.derive("key_directory/long-key-65", 65)
-    long_plain = key + bytes([15]) * 15
-    long_2 = (2).to_bytes(4, "little") + common.raw_wrap(enc, mac, ivs[2], long_plain)
-    long_0 = (0).to_bytes(4, "little") + common.raw_wrap(enc, mac, ivs[0], long_plain)
-    flip_0, flip_1 = common.flip_bit(r["0000"], 4 * 8 + 3), common.flip_bit(r["0001"], 4 * 8 + 3)
-    refuse(
-        kd.with_content(kd.with_content(good, D + "0000", flip_0), D + "0002", long_2),
-        p,
-        "0000's HMAC flipped, 0002 unwraps to a 65-byte key: the first failing file wins",
-        "hmac_mismatch",
-        reqs=["KEY_03"],
-        flags=["SOME_FAIL_HMAC", "LENGTH_FAILURE_IN_ORDER"],
-    )
-    refuse(
-        kd.with_content(kd.with_content(good, D + "0000", long_0), D + "0001", flip_1),
-        p,
-        "0000 unwraps to a 65-byte key, 0001's HMAC flipped: the first failing file wins",
-        "key_length_invalid",
-        reqs=["KEY_03"],
-        flags=["SOME_FAIL_HMAC", "LENGTH_FAILURE_IN_ORDER"],
-    )
 
 
 def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: Listing) -> None:
@@ -467,3 +446,38 @@ def _bootstrap(fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good:
         "keys_already_exist",
         ["BOOT_01"],
     )
+
+
+def _startup_unwrap_order(
+    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: dict[str, dict[str, object]]
+) -> None:
+    """START_03: a key that authenticates but is not 64 bytes (KEY_03) is one more failing file,
+    judged in id order with the others; it does not end the attempts early."""
+    g = fam.group(
+        "startup_unwrap_order", "a length failure takes its place in id order (START_03, KEY_03)"
+    )
+    long_key = drbg.derive("key_directory/long-key-65", 65)
+    long_0 = kd.records(p, [long_key, keys[1], keys[2]], ivs)[0]
+    long_2 = kd.records(p, [keys[0], keys[1], long_key], ivs)[2]
+    r = {name: kd.content(good, D + name) for name in kd.NAMES}
+    flip_0, flip_1 = common.flip_bit(r["0000"], 4 * 8 + 3), common.flip_bit(r["0001"], 4 * 8 + 3)
+    for listing, comment, error in (
+        (
+            kd.with_content(kd.with_content(good, D + "0000", flip_0), D + "0002", long_2),
+            "0000's HMAC flipped, 0002 unwraps to a 65-byte key: the first failing file wins",
+            "hmac_mismatch",
+        ),
+        (
+            kd.with_content(kd.with_content(good, D + "0000", long_0), D + "0001", flip_1),
+            "0000 unwraps to a 65-byte key, 0001's HMAC flipped: the first failing file wins",
+            "key_length_invalid",
+        ),
+    ):
+        g.add(
+            "startup",
+            {"datadir": listing, "passphrase": p.hex()},
+            comment=comment,
+            requirements=["KEY_03", "START_03", "START_04"],
+            flags=["SOME_FAIL_HMAC", "LENGTH_FAILURE_IN_ORDER", "NOTHING_WRITTEN"],
+            error=error,
+        )
