@@ -69,8 +69,8 @@ def build() -> Family:
     _startup_good(fam, p, keys, ivs, good)
     _startup_entries(fam, p, good)
     _startup_records(fam, p, good)
-    _startup_unwrap(fam, p, other, good)
     _startup_unwrap_order(fam, p, keys, ivs, good)
+    _startup_unwrap(fam, p, other, good)
     _bootstrap(fam, p, keys, ivs, good)
     return fam
 
@@ -208,7 +208,7 @@ def _startup_entries(fam: Family, p: bytes, good: Listing) -> None:
 
 
 def _startup_records(fam: Family, p: bytes, good: Listing) -> None:
-    g = fam.group("startup_records", "malformed records (DISK_04, DISK_05, DISK_08)")
+    g = fam.group("startup_records", "malformed records (DISK_03..DISK_05)")
     r = {name: kd.content(good, D + name) for name in kd.NAMES}
 
     def refuse(
