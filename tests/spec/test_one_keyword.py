@@ -35,7 +35,6 @@ STILL_COMPOUND: dict[str, str] = {
     "DISK_02": "the file names and the file mode (0600) are two obligations",
     # Obligations of the toolkit, not of an implementation: no IUT mutant can break them alone,
     # so a split cannot meet the one-mutant-per-requirement rule as it stands.
-    "CONF_03": "what a report names, and what an implementation may claim",
     "VEC_01": "schema, counts, tcId order, ids, and the runner's refusal",
     "VEC_02": "canonical serialisation, byte-identical regeneration, the id hash",
     "VEC_04": "citations, notes, acceptable, agreement with the reference",
