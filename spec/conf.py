@@ -34,9 +34,16 @@ html_title = "pgkms specification v1"
 nitpicky = True
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}  # never fetch anything
 
-# --- sphinx-needs: requirements, security findings, deviations from the 2020 patch ----------
+# --- sphinx-needs: requirements, assumptions, security findings, deviations from 2020 --------
 needs_types = [
     {"directive": "req", "title": "Requirement", "prefix": "", "color": "#BFD8D2", "style": "node"},
+    {
+        "directive": "assumption",
+        "title": "Assumption",
+        "prefix": "",
+        "color": "#E8E8E8",
+        "style": "node",
+    },
     {
         "directive": "finding",
         "title": "Security finding",
@@ -56,6 +63,7 @@ needs_types = [
 needs_id_regex = rf"^({REQUIREMENT_PATTERN}|SEC_[A-Z][A-Z0-9_]*|DEV_[A-Z][A-Z0-9_]*)$"
 needs_id_required = True
 needs_role_need_template = "{{ id }}"  # inline references show the bare identifier
-# Statuses used: pinned / draft (requirements), format / fixed (findings), adopted (deviations).
+# Statuses used: pinned / draft (requirements, assumptions), format / fixed (findings),
+# adopted (deviations).
 needs_build_json = True
 needs_reproducible_json = True

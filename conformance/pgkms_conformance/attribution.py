@@ -34,7 +34,7 @@ CODE_RULES: Final[dict[str, tuple[str, ...]]] = {
     "wrapped_length_invalid": ("WRAP_06",),
     "hmac_mismatch": ("WRAP_07",),
     "bad_padding": ("WRAP_08",),
-    "record_size_invalid": ("DISK_03",),
+    "record_size_invalid": ("DISK_08",),
     "record_id_invalid": ("DISK_04",),
     "record_id_mismatch": ("DISK_05",),
     "key_length_invalid": ("KEY_03",),
@@ -44,7 +44,9 @@ CODE_RULES: Final[dict[str, tuple[str, ...]]] = {
     "no_valid_key_set": ("REC_05",),
     "passphrase_too_short": ("PASS_04", "PASS_07"),
     "passphrase_too_long": ("PASS_05", "PASS_06"),
-    "passphrase_command_failed": ("PASS_03",),
+    # A command that fails where it should not: its exit status misjudged (PASS_03), or a long
+    # output not drained so that the writer died of SIGPIPE (PASS_11, cited by those vectors).
+    "passphrase_command_failed": ("PASS_03", "PASS_11"),
 }
 
 

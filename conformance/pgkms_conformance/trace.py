@@ -1,13 +1,18 @@
 """Requirement traceability: every spec requirement is checked by a test or a vector.
 
 Theory of operation. The specification defines the requirements (``.. req::`` items with an
-``:id:``), the security findings (``.. finding::``) and the deviations (``.. deviation::``) in
-``spec/**/*.rst``. This module reads those sources directly, so the check needs no Sphinx build.
-It then collects *citations* of identifiers:
+``:id:``), the assumptions they hold under (``.. assumption::``, the crash model's), the
+security findings (``.. finding::``) and the deviations (``.. deviation::``) in
+``spec/**/*.rst``. An assumption is defined and cited like a requirement, but it is not a rule
+an implementation follows, so it needs no test or vector. This module reads those sources
+directly, so the check needs no Sphinx build. It then collects *citations* of identifiers:
 
 - tests (``tests/**/*.py``): the arguments of ``pytest.mark.req(...)`` anywhere in a module
-  (on a test, a class, a ``pytest.param`` or ``pytestmark``) and identifiers in docstrings;
-  these count as coverage (a marker may also name a finding or deviation it demonstrates);
+  (on a test, a class, a ``pytest.param`` or ``pytestmark``), and identifiers in the docstrings
+  of test functions (``test*``) and test classes (``Test*``); these count as coverage (a marker
+  may also name a finding or deviation it demonstrates). A module's docstring, a helper's
+  docstring, a comment or a string elsewhere is checked for existence but never counted: it
+  describes a test, it does not check anything;
 - vectors (``vectors/**/*.json``): every ``requirements`` list of string identifiers, usually
   one per test; these count as coverage;
 - implementations (``reference/**/*.py``, ``conformance/**/*.py``): identifiers anywhere in
@@ -46,17 +51,18 @@ NAMED_RE: Final = re.compile(r"\b(?:SEC|DEV)_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
 ID_RE: Final = re.compile(rf"^(?:{AREAS})_\d{{2}}$")
 MAX_RANGE: Final = 30  # a longer "range" is a typo, not a citation of thirty requirements
 
-DIRECTIVE_RE: Final = re.compile(r"^(\s*)\.\.\s+(req|finding|deviation)::\s*(.*)$")
+DIRECTIVE_RE: Final = re.compile(r"^(\s*)\.\.\s+(req|assumption|finding|deviation)::\s*(.*)$")
 OPTION_RE: Final = re.compile(r"^\s+:([a-z_]+):\s*(.*)$")
 
-Kind = Literal["req", "finding", "deviation"]
+Kind = Literal["req", "assumption", "finding", "deviation"]
+NUMBERED: Final[frozenset[str]] = frozenset({"req", "assumption"})  # kinds with AREA_NN ids
 Source = Literal["test", "vector", "implementation", "prose"]
 SKIP_DIRS: Final = frozenset({"_build", ".venv", ".nox", "__pycache__", ".git", "node_modules"})
 
 
 @dataclass(frozen=True)
 class Definition:
-    """One spec item: a requirement, a finding or a deviation."""
+    """One spec item: a requirement, an assumption, a finding or a deviation."""
 
     id: str
     kind: Kind
@@ -113,14 +119,15 @@ class Report:
 
     @property
     def unknown(self) -> list[Citation]:
-        """Citations of the requirement pattern that no requirement defines (fatal)."""
-        defined = {d.id for d in self.definitions if d.kind == "req"}
+        """Citations of the requirement pattern that no requirement or assumption defines
+        (fatal)."""
+        defined = {d.id for d in self.definitions if d.kind in NUMBERED}
         return [c for c in self.citations if ID_RE.match(c.id) and c.id not in defined]
 
     @property
     def unknown_named(self) -> list[Citation]:
         """Citations of SEC_/DEV_ names that no finding or deviation defines (warnings)."""
-        defined = {d.id for d in self.definitions if d.kind != "req"}
+        defined = {d.id for d in self.definitions if d.kind not in NUMBERED}
         return [c for c in self.citations if not ID_RE.match(c.id) and c.id not in defined]
 
     @property
@@ -168,19 +175,25 @@ def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-KINDS: Final[dict[str, Kind]] = {"req": "req", "finding": "finding", "deviation": "deviation"}
+KINDS: Final[dict[str, Kind]] = {
+    "req": "req",
+    "assumption": "assumption",
+    "finding": "finding",
+    "deviation": "deviation",
+}
 
 
 def _well_formed(kind: str, item_id: str) -> bool:
-    """Requirements are AREA_NN; findings SEC_<NAME>; deviations DEV_<NAME>."""
-    if kind == "req":
+    """Requirements and assumptions are AREA_NN; findings SEC_<NAME>; deviations DEV_<NAME>."""
+    if kind in NUMBERED:
         return bool(ID_RE.match(item_id))
     prefix = "SEC_" if kind == "finding" else "DEV_"
     return item_id.startswith(prefix) and bool(NAMED_RE.fullmatch(item_id))
 
 
 def read_definitions(root: Path, problems: list[str]) -> list[Definition]:
-    """Parse the ``req``, ``finding`` and ``deviation`` directives of ``spec/**/*.rst``."""
+    """Parse the ``req``, ``assumption``, ``finding`` and ``deviation`` directives of
+    ``spec/**/*.rst``."""
     found: list[Definition] = []
     for path in _files(root, "spec", ".rst"):
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -252,8 +265,16 @@ def _is_req_marker(func: ast.expr) -> bool:
     )
 
 
+def _is_test_item(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A test function or a test class by pytest's default naming rules."""
+    if isinstance(node, ast.ClassDef):
+        return node.name.startswith("Test")
+    return node.name.startswith("test")
+
+
 class _TestVisitor(ast.NodeVisitor):
-    """Attributes marker arguments and docstring ids to the enclosing test (or the module)."""
+    """Attributes marker arguments, and ids in the docstrings of test functions and classes, to
+    the enclosing test (markers at module level: to the module)."""
 
     def __init__(self, module: str) -> None:
         self.module = module
@@ -264,18 +285,16 @@ class _TestVisitor(ast.NodeVisitor):
     def _where(self) -> str:
         return "::".join([self.module, *self.scope])
 
-    def _docstring(
-        self, node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
-    ) -> None:
+    def _docstring(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        """Count the docstring's ids for a test function or class; any other docstring (a
+        helper's, a fixture's) is left to the existence check."""
+        if not _is_test_item(node):
+            return
         doc = ast.get_docstring(node, clean=False)
         if doc:
             line = node.body[0].lineno if node.body else 1
             for item_id in ids_in_text(doc):
                 self.found.append((item_id, self._where(), line))
-
-    def visit_Module(self, node: ast.Module) -> None:
-        self._docstring(node)
-        self.generic_visit(node)
 
     def _visit_scope(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for decorator in node.decorator_list:  # decorators belong to the item they decorate
@@ -411,6 +430,7 @@ def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
     yield (
         f"{len(reqs)} requirements, {len(reqs) - len(uncovered)} covered by a test or vector, "
         f"{len(uncovered)} uncovered; "
+        f"{sum(1 for d in report.definitions if d.kind == 'assumption')} assumptions, "
         f"{sum(1 for d in report.definitions if d.kind == 'finding')} findings, "
         f"{sum(1 for d in report.definitions if d.kind == 'deviation')} deviations"
     )
@@ -418,6 +438,8 @@ def render_text(report: Report, verbose: bool = False) -> Iterable[str]:
         for d in reqs:
             tests, vectors = report.tests_for(d.id), report.vectors_for(d.id)
             yield f"  {d.id}: {len(tests)} tests, {len(vectors)} vectors"
+            for test in tests:
+                yield f"    {test}"
     if uncovered:
         yield "FAIL: requirements with no test and no vector: " + ", ".join(uncovered)
     for item_id, places in _places_by_id(report.unknown):
@@ -439,7 +461,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the trace arguments (``pgkms-conformance trace`` and ``python -m``)."""
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
-    parser.add_argument("-v", "--verbose", action="store_true", help="one line per requirement")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="per requirement: its counts, then the tests citing it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

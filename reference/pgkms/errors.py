@@ -1,6 +1,7 @@
 """The typed errors of the key manager, one class per failure kind.
 
-Chapter ``spec/chapters/error-codes.rst``: ERR_01.
+Chapter ``spec/chapters/error-codes.rst``: ERR_01, ERR_02 (messages name what is wrong, never
+a secret).
 
 Every class carries a stable, machine-readable ``code`` (spec chapter "Error codes", ERR_01).
 The codes are part of the conformance contract: the adapter protocol reports them, the test

@@ -1,6 +1,6 @@
 """Passphrase acquisition: running ``cluster_passphrase_command``, the length rules.
 
-Chapter ``spec/chapters/passphrase.rst``: PASS_01..PASS_10.
+Chapter ``spec/chapters/passphrase.rst``: PASS_01..PASS_11.
 
 The passphrase is the command's raw standard output. Nothing is trimmed: ``echo secret`` yields
 ``secret\\n``, newline included, exactly as in the 2020 patch (PASS_01).

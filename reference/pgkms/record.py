@@ -1,11 +1,12 @@
 """The on-disk key record: ``uint32 id (little-endian) || wrapped key (128 bytes)``.
 
-Chapter ``spec/chapters/on-disk-format.rst``: DISK_03..DISK_05. The files and the directory that
-hold the records are ``keydir.py``.
+Chapter ``spec/chapters/on-disk-format.rst``: DISK_03..DISK_05, DISK_08. The files and the
+directory that hold the records are ``keydir.py``.
 
-Decoding checks, in this order: size (DISK_03), id range (DISK_04), id equal to the file name
-(DISK_05). The last check is ours: the 2020 patch placed a key by the id inside the file and
-never compared it with the name, so swapped files went unnoticed (spec deviation DEV_RECORD_ID).
+Decoding checks, in this order: size (DISK_03, any other size refused: DISK_08), id range
+(DISK_04), id equal to the file name (DISK_05). The last check is ours: the 2020 patch placed a
+key by the id inside the file and never compared it with the name, so swapped files went
+unnoticed (spec deviation DEV_RECORD_ID).
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ ERROR_MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "bad_padding": ("the HMAC verified but the PKCS#7 padding is invalid", "WRAP_08"),
     "key_length_invalid": ("an unwrapped internal key is not 64 bytes", "KEY_03"),
-    "record_size_invalid": ("a key file is not exactly 132 bytes", "DISK_03"),
+    "record_size_invalid": ("a key file is not exactly 132 bytes", "DISK_08"),
     "record_id_invalid": ("a record's id is not 0, 1 or 2", "DISK_04"),
     "record_id_mismatch": ("a record's id differs from its file name's id", "DISK_05"),
     "key_directory_missing": ("``pg_cryptokeys`` does not exist or is not a directory", "DISK_06"),

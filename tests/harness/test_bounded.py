@@ -1,5 +1,5 @@
 """The harness's bounded parts in isolation: the response-line reader, the stderr tail, the
-redactor's two tiers, and reading and removing directories an IUT wrote (ADP_01, ERR_01)."""
+redactor's two tiers, and reading and removing directories an IUT wrote (ADP_01, ERR_02)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_the_stderr_tail_is_bounded_and_drops_the_cut_line() -> None:
     assert len(tail._buf) <= 100
 
 
-@pytest.mark.req("ERR_01")
+@pytest.mark.req("ERR_02")
 @pytest.mark.parametrize("length", [6, 7, 11, 12, 23, 24, 72, 1030])
 def test_fingerprints_alone_catch_every_form_of_an_old_secret(length: int) -> None:
     redactor = Redactor(recent_bytes=0)  # the exact tier keeps a single form: fingerprints act
@@ -55,7 +55,7 @@ def test_fingerprints_alone_catch_every_form_of_an_old_secret(length: int) -> No
             assert scrubbed.splitlines()[-1] == "last line"
 
 
-@pytest.mark.req("ERR_01")
+@pytest.mark.req("ERR_02")
 def test_a_raw_secret_across_lines_is_withheld_line_by_line() -> None:
     redactor = Redactor(recent_bytes=0)
     secret = b"first part of it\nsecond part of it"
@@ -66,7 +66,7 @@ def test_a_raw_secret_across_lines_is_withheld_line_by_line() -> None:
     assert scrubbed.count(WITHHELD) == 2
 
 
-@pytest.mark.req("ERR_01")
+@pytest.mark.req("ERR_02")
 def test_redactor_memory_is_bounded_and_innocent_text_passes() -> None:
     redactor = Redactor(recent_bytes=64 * 1024)
     secrets = [drbg_bytes(f"many {i}", 64) for i in range(20000)]

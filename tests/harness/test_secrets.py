@@ -19,7 +19,7 @@ from pgkms_conformance.vectors.runner import REPO_VECTOR_DIR
 
 from tests.harness.helpers import fake
 
-pytestmark = pytest.mark.req("ERR_01")
+pytestmark = pytest.mark.req("ERR_02")
 
 LABELS: list[str] = []
 
@@ -94,7 +94,7 @@ def test_no_canary_escapes(
     argv += ["--html", str(out_dir / "r.html"), "--json-all-cases"]  # every case, passing too
     assert main(argv) == 1
     captured = capsys.readouterr()
-    assert "ERR_01" in captured.out  # the leaking messages were noticed ...
+    assert "ERR_02" in captured.out  # the leaking messages were noticed ...
     assert "<redacted" in (out_dir / "r.json").read_text()  # ... and scrubbed from the report
 
     texts = {"stdout": captured.out, "stderr": captured.err}

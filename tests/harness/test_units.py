@@ -24,7 +24,7 @@ from tests.harness.helpers import REFERENCE
 SECRET = b"correct horse battery staple, 44 bytes long!"
 
 
-@pytest.mark.req("ERR_01")
+@pytest.mark.req("ERR_02")
 @pytest.mark.parametrize(
     "form",
     [

@@ -13,7 +13,7 @@ from pgkms_independent.keystore import Cluster, InternalKeys
 from pgkms_independent.passphrase import Purpose, effective
 from pgkms_independent.primitives import KeyPair, derive
 
-pytestmark = pytest.mark.req("ERR_01")
+pytestmark = pytest.mark.req("ERR_02")
 
 SECRET = b"correct horse battery staple, sixty-four bytes or more of it......"
 

@@ -34,7 +34,7 @@ def test_output_is_taken_raw(tmp_path: Path) -> None:
     assert acquire(command, Purpose.BOOTSTRAP).expose() == passphrase
 
 
-@pytest.mark.req("PASS_03", "PASS_06")
+@pytest.mark.req("PASS_03", "PASS_06", "PASS_11")
 def test_failures_and_startup_cut() -> None:
     for command in ("exit 1", "kill -9 $$", "/nonexistent/command"):
         with pytest.raises(PassphraseFailure) as caught:

@@ -31,8 +31,9 @@ SAFETY_RULES = frozenset(
     | {"PASS_08", "PASS_09", "BOOT_05", "ROT_07", "ROT_08"}
 )
 # Rules only the static vectors judge (PASS_10: a failed command's message is checked on the
-# passphrase_command vectors): those mutants run the vector stage on that file alone.
-VECTOR_RULES = frozenset({"PASS_10"})
+# passphrase_command vectors; PASS_11: only those vectors print more than a pipe holds): those
+# mutants run the vector stage on that file alone.
+VECTOR_RULES = frozenset({"PASS_10", "PASS_11"})
 VECTOR_SETTINGS = ZooSettings(
     stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "passphrase_command.json",)
 )

@@ -136,15 +136,15 @@ CASES = [
         "truncated",
         lambda d: (d / "pg_cryptokeys/0001").write_bytes(bytes(131)),
         RecordSizeInvalid,
-        "DISK_03",
+        "DISK_08",
     ),
     (
         "oversized",
         lambda d: (d / "pg_cryptokeys/0002").write_bytes(bytes(133)),
         RecordSizeInvalid,
-        "DISK_03",
+        "DISK_08",
     ),
-    ("empty", lambda d: (d / "pg_cryptokeys/0000").write_bytes(b""), RecordSizeInvalid, "DISK_03"),
+    ("empty", lambda d: (d / "pg_cryptokeys/0000").write_bytes(b""), RecordSizeInvalid, "DISK_08"),
     ("bit flip", _corrupt_flip, HmacMismatch, "START_03"),
     ("id out of range", lambda d: _set_id(d, "0001", 7), RecordIdInvalid, "DISK_04"),
     ("id of another file", lambda d: _set_id(d, "0001", 2), RecordIdMismatch, "DISK_05"),
@@ -198,7 +198,7 @@ def test_every_failure_kind_has_a_distinct_code() -> None:
     assert len({*codes}) == 8  # wrong passphrase, size, hmac, id x2, missing, unexpected, no dir
 
 
-@pytest.mark.req("DISK_03")
+@pytest.mark.req("DISK_08", "ERR_01")
 def test_size_error_names_the_file_and_sizes(datadir: Path) -> None:
     (datadir / "pg_cryptokeys/0001").write_bytes(bytes(131))
     with pytest.raises(

@@ -102,7 +102,7 @@ def test_too_long_cut_at_startup() -> None:
     assert check_passphrase(long, Purpose.STARTUP).reveal() == long[:1024]
 
 
-@pytest.mark.req("PASS_06")
+@pytest.mark.req("PASS_06", "PASS_11")
 def test_long_output_is_drained_not_killed(tmp_path: Path) -> None:
     """A command printing 1 MiB must not die of SIGPIPE; startup keeps its first 1024 bytes."""
     data = bytes(range(256)) * 4096

@@ -44,7 +44,7 @@ class Context:
     replays: ReplayWriter
     seed: int = 0
     examples: int = 100
-    error_answers: int = 0  # error responses whose messages were checked for secrets (ERR_01)
+    error_answers: int = 0  # error responses whose messages were checked for secrets (ERR_02)
     # --trace-syscalls: the durability stage's traces come from the IUT's system calls.
     syscalls: SyscallSource | None = None
     syscalls_unavailable: str | None = None  # why --trace-syscalls could not trace here
@@ -96,7 +96,7 @@ def adapter_failure_case(
 
 
 def leaked_secret(params: Json, answer: Answer) -> bool:
-    """ERR_01 / ADP_03: does the IUT's error message carry one of the request's byte values?"""
+    """ERR_02 / ADP_03: does the IUT's error message carry one of the request's byte values?"""
     if answer.ok or not answer.message:
         return False
     values: list[str] = []
@@ -136,7 +136,7 @@ def compare(
     request = (Request(op, params),)
     if leaked_secret(params, found):
         leak = Mismatch(
-            ("ERR_01",),
+            ("ERR_02",),
             "an error message without secrets",
             f"error {found.code} whose message contains a secret from the request",
             request,
@@ -155,7 +155,7 @@ UNWRAP_CODES = {
     "bad_padding": "WRAP_08",
 }
 RECORD_CODES = {
-    "record_size_invalid": "DISK_03",
+    "record_size_invalid": "DISK_08",
     "record_id_invalid": "DISK_04",
     "record_id_mismatch": "DISK_05",
 }

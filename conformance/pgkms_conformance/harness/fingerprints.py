@@ -1,4 +1,4 @@
-"""A fixed-size memory of every secret of a run, for finding them again in text (ERR_01).
+"""A fixed-size memory of every secret of a run, for finding them again in text (ERR_02).
 
 Keeping every form of every secret costs memory in proportion to ``--examples``. This keeps
 fingerprints instead, in a Bloom filter of ``BLOOM_BITS`` bits whatever the run's length: for

@@ -12,7 +12,7 @@ from typing import Final
 from pgkms_conformance.harness.model import Report, Verdict
 
 _FORMAT_OPS = ("derive_kek", "wrap", "unwrap", "encode_record", "decode_record")
-_FORMAT_REQS = ("KDF_", "WRAP_", "DISK_03", "DISK_04", "DISK_05", "KEY_03")
+_FORMAT_REQS = ("KDF_", "WRAP_", "DISK_03", "DISK_04", "DISK_05", "DISK_08", "KEY_03")
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def check_sql_unwrap(ctx: Context, p: Json) -> Mismatch | None:
     return differential(ctx, "sql_unwrap", p, attribute_sql_unwrap)
 
 
-# -- DISK_03..05: records ----------------------------------------------------------------------
+# -- DISK_03..05, DISK_08: records -------------------------------------------------------------
 ENCODE = st.fixed_dictionaries(
     {
         "key_id": st.one_of(st.integers(0, 2), st.integers(0, 2**32 - 1)),
@@ -352,7 +352,7 @@ PROPERTIES: tuple[Property, ...] = (
     Property(
         "decode_record",
         ("decode_record",),
-        ("DISK_03", "DISK_04", "DISK_05"),
+        ("DISK_03", "DISK_04", "DISK_05", "DISK_08"),
         _record(),
         check_decode,
         "record parsing: sizes, ids, id against file name",

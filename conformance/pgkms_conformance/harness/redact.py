@@ -84,7 +84,7 @@ def secret_forms(secret: bytes) -> list[str]:
 class Redactor:
     """Collects secrets; ``scrub`` removes every known form of every one from a text.
 
-    Two tiers, so that memory stays bounded and no secret gets through (ERR_01):
+    Two tiers, so that memory stays bounded and no secret gets through (ERR_02):
 
     * the exact forms (``secret_forms``) of the most recent secrets, least recently registered
       forgotten first once they exceed ``RECENT_FORM_BYTES``: these are replaced in place by

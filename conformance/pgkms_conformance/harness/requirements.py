@@ -35,6 +35,7 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "PASS_08": Requirement("command timeout: process group killed, passphrase_command_timeout"),
     "PASS_09": Requirement("the caller's end (SIGTERM, error) kills the command's group"),
     "PASS_10": Requirement("a failed command's message never quotes the command or its output"),
+    "PASS_11": Requirement("the output is read to its end: no SIGPIPE for a long output"),
     "KDF_01": Requirement("KEK = SHA-512(passphrase): enc = D[0:32], mac = D[32:64]"),
     "WRAP_01": Requirement("wrapped = HMAC || IV || C"),
     "WRAP_02": Requirement("C = AES-256-CBC(PKCS#7(P)), padding always added"),
@@ -49,11 +50,12 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "KEY_03": Requirement("unwrapped internal key not 64 bytes -> key_length_invalid"),
     "DISK_01": Requirement("pg_cryptokeys, mode 0700"),
     "DISK_02": Requirement("files 0000, 0001, 0002, mode 0600"),
-    "DISK_03": Requirement("record = uint32 LE id || 128-byte wrapped key"),
+    "DISK_03": Requirement("record = uint32 LE id || 128-byte wrapped key, 132 bytes"),
     "DISK_04": Requirement("record id outside 0..2 -> record_id_invalid"),
     "DISK_05": Requirement("record id differs from file name -> record_id_mismatch"),
     "DISK_06": Requirement("exactly the three files; unexpected/missing/absent errors"),
     "DISK_07": Requirement("files, directories and PGDATA fsynced"),
+    "DISK_08": Requirement("a key file not of 132 bytes -> record_size_invalid"),
     "BOOT_01": Requirement("bootstrap refuses when keys exist"),
     "BOOT_02": Requirement("bootstrap checks the passphrase before writing"),
     "BOOT_03": Requirement("randomness order: keys 0,1,2 then IVs 0,1,2"),
@@ -90,7 +92,8 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "ENV_03": Requirement("bounded read of a key file (at most 133 bytes)"),
     "ENV_04": Requirement("removal of any depth, without recursion limits"),
     "ENV_05": Requirement("modes beyond 0750/0640 refused: permissions_too_open"),
-    "ERR_01": Requirement("stable error codes; no secret in any message"),
+    "ERR_01": Requirement("one stable error code per failure, a message naming the fault"),
+    "ERR_02": Requirement("no secret in any message, log line or report"),
     "ADP_01": Requirement("adapter framing: one JSON line per request, survives bad input"),
     "ADP_02": Requirement("bytes as lowercase hex"),
     "ADP_03": Requirement("failures carry a stable code; protocol error codes"),
@@ -104,7 +107,7 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
 _OTHER_KINDS = {
     "SEC": "security finding a vector demonstrates",
     "DEV": "deviation from the 2020 patch",
-    "CRASH": "crash-model requirement (crash explorer vectors)",
+    "CRASH": "crash-model requirement or assumption (crash explorer vectors)",
     "VEC": "vector format requirement",
     "CONF": "conformance requirement",
 }
@@ -112,12 +115,13 @@ _OTHER_KINDS = {
 
 @cache
 def spec_titles(root: Path | None = None) -> dict[str, str]:
-    """Titles of the spec's ``req`` items, parsed from ``spec/`` as the trace check does; empty
+    """Titles of the spec's ``req`` and ``assumption`` items, parsed from ``spec/`` as the trace
+    check does; empty
     when the package runs without its source tree (an installed wheel has no ``spec/``)."""
     root = root or Path(__file__).resolve().parents[3]
     if not (root / "spec" / "chapters").is_dir():
         return {}
-    return {d.id: d.title for d in read_definitions(root, []) if d.kind == "req"}
+    return {d.id: d.title for d in read_definitions(root, []) if d.kind in ("req", "assumption")}
 
 
 def title_of(req_id: str) -> str:

@@ -135,7 +135,7 @@ def run_properties(ctx: Context) -> Iterator[Case]:
             "properties",
             "no secret in error messages",
             Verdict.PASSED,
-            ("ERR_01",),
+            ("ERR_02",),
             {"check": check},
         )
 

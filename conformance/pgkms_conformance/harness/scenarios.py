@@ -185,7 +185,7 @@ def _problems(
     """(requirement, what is wrong) for each problem of the step, the most specific first: the
     first one is what the failure is charged to.
 
-    A secret in a message (ERR_01) is a fault of its own. Then entries appearing or vanishing
+    A secret in a message (ERR_02) is a fault of its own. Then entries appearing or vanishing
     (the step's ``change_rule``: a refused startup that removes a file breaks START_04, whatever
     its answer), a key set that does not open or holds other keys (KEY_01, KEY_02, ROT_03), an
     answer judged by a refining ``attribute``, wrong modes and bytes; an answer that merely
@@ -193,7 +193,7 @@ def _problems(
     """
     leak: list[tuple[str, str]] = []
     if leaked_secret(params, found):
-        leak.append(("ERR_01", f"the message of error {found.code} contains a secret"))
+        leak.append(("ERR_02", f"the message of error {found.code} contains a secret"))
     answer: list[tuple[str, str]] = []
     same_answer = found.agrees_with(expected) or (step.random_output and found.ok and expected.ok)
     if not same_answer:
@@ -472,9 +472,9 @@ def corruptions(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
         ("every file damaged", all_bad, s.a, ("START_03",)),
         ("files swapped", swapped, s.a, ("DISK_05",)),
         ("record id 7", edit(good, f0, lambda c: b"\x07" + c[1:]), s.a, ("DISK_04",)),
-        ("record of 131 bytes", edit(good, f2, lambda c: c[:-1]), s.a, ("DISK_03",)),
-        ("record of 133 bytes", edit(good, f2, lambda c: c + b"\x00"), s.a, ("DISK_03",)),
-        ("empty record", edit(good, f2, lambda c: b""), s.a, ("DISK_03",)),
+        ("record of 131 bytes", edit(good, f2, lambda c: c[:-1]), s.a, ("DISK_08",)),
+        ("record of 133 bytes", edit(good, f2, lambda c: c + b"\x00"), s.a, ("DISK_08",)),
+        ("empty record", edit(good, f2, lambda c: b""), s.a, ("DISK_08",)),
         ("a README", {**good, f"{KD}/README": file_entry}, s.a, ("DISK_06",)),
         ("a 0003", {**good, f"{KD}/0003": good[f2]}, s.a, ("DISK_06",)),
         ("a subdirectory", {**good, f"{KD}/sub/": dir_entry}, s.a, ("DISK_06",)),
@@ -574,7 +574,7 @@ def _upgrade_case(
         return adapter_failure_case(ctx, "scenarios", full, ("UPG_01",), source, exc=exc)
     problems: list[tuple[str, str]] = []
     if leaked_secret(params, found):
-        problems.append(("ERR_01", f"the message of error {found.code} contains a secret"))
+        problems.append(("ERR_02", f"the message of error {found.code} contains a secret"))
     if not found.agrees_with(expected):
         problems.append(("UPG_01", "the answer differs from the reference's"))
     for label, want, got in (

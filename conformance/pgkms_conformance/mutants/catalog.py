@@ -168,13 +168,18 @@ def _unpack_record_with(
     byteorder: Literal["little", "big"] = "little",
     check_range: bool = True,
     check_name: bool = True,
+    accept_longer: bool = False,
 ) -> None:
     """Replace ``codec.unpack_record`` with one that reads the id in ``byteorder`` and may skip
-    the id's range check (DISK_04) or its comparison with the file name (DISK_05)."""
+    the id's range check (DISK_04), its comparison with the file name (DISK_05), or the refusal
+    of a record longer than 132 bytes (DISK_08: the extra bytes ignored, as the 2020 patch
+    did)."""
     record, code = original("codec", "Record"), original("failures", "Code")
     failure = original("failures", "FormatFailure")
 
     def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
+        if accept_longer:
+            data = data[:132]
         if len(data) != 132:
             raise failure(code.RECORD_SIZE_INVALID, f"{label}: {len(data)} bytes")
         key_id = int.from_bytes(data[:4], byteorder)
@@ -185,6 +190,13 @@ def _unpack_record_with(
         return record(key_id, bytes(data[4:]))
 
     rebind("codec", "unpack_record", unpack_record)
+
+
+def longer_record_accepted() -> None:
+    """DEV_RECORD_SIZE: a key file longer than a record is read as its first 132 bytes; shorter
+    ones are still refused."""
+    _unpack_record_with(accept_longer=True)
+    _keystore_attr("RECORD_SIZE", 2**31)  # the key directory's own check of the bounded read
 
 
 def big_endian_id() -> None:
@@ -283,6 +295,46 @@ def prompt_2020() -> None:
         return "".join(out)
 
     _expand(expand)
+
+
+def secret_in_message() -> None:
+    """An HMAC failure's message shows the MAC key it was checked under (ERR_02)."""
+    open_ = original("primitives", "open_sealed")
+    failure, code = original("failures", "FormatFailure"), original("failures", "Code")
+
+    def open_sealed(keys: Any, blob: bytes, label: str) -> Any:
+        try:
+            return open_(keys, blob, label)
+        except failure as exc:
+            if exc.code is not code.HMAC_MISMATCH:
+                raise
+            mac_key = keys.mac_key.expose().hex()
+            raise failure(
+                code.HMAC_MISMATCH, f"{label}: no match under MAC key {mac_key}"
+            ) from None
+
+    rebind("primitives", "open_sealed", open_sealed)
+
+
+def output_not_drained() -> None:
+    """DEV_LONG_OUTPUT: the 2020 patch read 1024 bytes and closed the pipe; a command writing
+    more than the pipe holds then dies of SIGPIPE. Here: 1025 bytes are read, the pipe closed,
+    and the command waited for (its exit status judged as usual)."""
+    limit = original("codec", "PASSPHRASE_CEILING") + 1
+
+    def collect(child: Any, timeout: float) -> tuple[bytes, int]:
+        fd = child.stdout.fileno()
+        kept = b""
+        while len(kept) < limit:
+            chunk = os.read(fd, limit - len(kept))
+            if not chunk:
+                break
+            kept += chunk
+        child.stdout.close()  # a writer with more to say now gets SIGPIPE
+        child.wait(timeout)
+        return kept, len(kept)
+
+    rebind("passphrase", "_collect", collect)
 
 
 def newline_stripped() -> None:
@@ -654,6 +706,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant("big_endian_key_id", "DISK_03", "the record id is big-endian", big_endian_id),
     Mutant(
+        "longer_record_accepted",
+        "DISK_08",
+        "a record longer than 132 bytes is accepted, its extra bytes ignored (DEV_RECORD_SIZE)",
+        longer_record_accepted,
+    ),
+    Mutant(
         "padding_not_checked",
         "WRAP_08",
         "PKCS#7 padding is stripped unchecked",
@@ -763,6 +821,18 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "startup_without_minimum", "PASS_07", "startup accepts < 64 bytes", startup_without_minimum
+    ),
+    Mutant(
+        "secret_in_message",
+        "ERR_02",
+        "an HMAC failure's message shows the MAC key in hex",
+        secret_in_message,
+    ),
+    Mutant(
+        "output_not_drained",
+        "PASS_11",
+        "the command's output is read to 1025 bytes and the pipe closed (DEV_LONG_OUTPUT)",
+        output_not_drained,
     ),
     Mutant("percent_percent_kept", "PASS_02", "%% is not substituted", percent_percent_kept),
     Mutant(

@@ -36,6 +36,10 @@ NOTES = {
     "SOME_FAIL_HMAC": "Only some key files fail their HMAC: the passphrase is right and the "
     "files are damaged, reported as hmac_mismatch (START_03). The 2020 patch called every "
     "failure a wrong passphrase (DEV_MESSAGES).",
+    "LENGTH_FAILURE_IN_ORDER": "One file fails its HMAC and another authenticates but unwraps "
+    "to a key that is not 64 bytes. Every key is attempted and the first failing file in id "
+    "order is reported with its own code (START_03); a length failure does not end startup "
+    "early. The 2020 patch checked no length at all (DEV_UNWRAP_LENGTH).",
     "EXTRA_ENTRIES_KEPT": "Bootstrap leaves the rest of the data directory alone.",
     "NOTHING_WRITTEN": "A refused operation changes nothing on disk: expected.datadir equals the "
     "input listing.",
@@ -46,6 +50,10 @@ NOTES = {
 
 
 TRIAGE = {
+    "LENGTH_FAILURE_IN_ORDER": (
+        "EDGE_CASE",
+        "names another file's fault than the first failing one in id order",
+    ),
     "GROUP_ACCESS_2020": ("LEGACY", "refuses a key directory with the 2020 group-access modes"),
     "LOOSE_PERMISSIONS": (
         "CONFIDENTIALITY",
@@ -107,6 +115,7 @@ def build() -> Family:
     _startup_good(fam, p, keys, ivs, good)
     _startup_entries(fam, p, good)
     _startup_records(fam, p, good)
+    _startup_unwrap_order(fam, p, keys, ivs, good)
     _startup_unwrap(fam, p, other, good)
     _startup_command(fam, p, other, keys, good)
     _bootstrap(fam, p, keys, ivs, good)
@@ -306,13 +315,13 @@ def _startup_records(fam: Family, p: bytes, good: ListingJson) -> None:
             kd.with_content(good, D + "0002", data),
             f"0002 is {n} bytes",
             "record_size_invalid",
-            ["DISK_03"],
+            ["DISK_08"],
         )
     refuse(
         kd.with_content(good, D + "0001", r["0001"] * 2),
         "0001 is two records (264 bytes)",
         "record_size_invalid",
-        ["DISK_03"],
+        ["DISK_08"],
     )
     refuse(
         kd.with_content(good, D + "0001", (5).to_bytes(4, "little") + r["0001"][4:]),
@@ -345,7 +354,7 @@ def _startup_records(fam: Family, p: bytes, good: ListingJson) -> None:
         ),
         "0000 is short and 0001 holds id 9: 0000 is reported first",
         "record_size_invalid",
-        ["DISK_03"],
+        ["DISK_08"],
         ["CHECK_ORDER"],
     )
 
@@ -523,3 +532,38 @@ def _bootstrap(
         "keys_already_exist",
         ["BOOT_01"],
     )
+
+
+def _startup_unwrap_order(
+    fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: dict[str, dict[str, object]]
+) -> None:
+    """START_03: a key that authenticates but is not 64 bytes (KEY_03) is one more failing file,
+    judged in id order with the others; it does not end the attempts early."""
+    g = fam.group(
+        "startup_unwrap_order", "a length failure takes its place in id order (START_03, KEY_03)"
+    )
+    long_key = drbg.derive("key_directory/long-key-65", 65)
+    long_0 = kd.records(p, [long_key, keys[1], keys[2]], ivs)[0]
+    long_2 = kd.records(p, [keys[0], keys[1], long_key], ivs)[2]
+    r = {name: kd.content(good, D + name) for name in kd.NAMES}
+    flip_0, flip_1 = common.flip_bit(r["0000"], 4 * 8 + 3), common.flip_bit(r["0001"], 4 * 8 + 3)
+    for listing, comment, error in (
+        (
+            kd.with_content(kd.with_content(good, D + "0000", flip_0), D + "0002", long_2),
+            "0000's HMAC flipped, 0002 unwraps to a 65-byte key: the first failing file wins",
+            "hmac_mismatch",
+        ),
+        (
+            kd.with_content(kd.with_content(good, D + "0000", long_0), D + "0001", flip_1),
+            "0000 unwraps to a 65-byte key, 0001's HMAC flipped: the first failing file wins",
+            "key_length_invalid",
+        ),
+    ):
+        g.add(
+            "startup",
+            {"datadir": listing, "passphrase": p.hex()},
+            comment=comment,
+            requirements=["KEY_03", "START_03", "START_04"],
+            flags=["SOME_FAIL_HMAC", "LENGTH_FAILURE_IN_ORDER", "NOTHING_WRITTEN"],
+            error=error,
+        )

@@ -1,5 +1,5 @@
 """``key_record.json``: the 132-byte on-disk record, ``uint32 LE id || 128-byte wrapped key``
-(DISK_03), and the checks made when decoding it, in order: size (DISK_03), id range (DISK_04),
+(DISK_03), and the checks made when decoding it, in order: size (DISK_08), id range (DISK_04),
 id against the file name (DISK_05)."""
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def build() -> Family:
         header=[
             "Key records: encode_record(key_id, wrapped_key) -> record and decode_record(record, "
             "file_id) -> key_id, wrapped_key. A record is the id as uint32 little-endian followed "
-            "by the 128-byte wrapped key: 132 bytes (DISK_03). Decoding checks the size, then "
-            "the id range 0..2 (DISK_04), then (unless file_id is null) that the id equals the "
-            "id in the file name (DISK_05).",
+            "by the 128-byte wrapped key: 132 bytes (DISK_03). Decoding checks the size "
+            "(DISK_08), then the id range 0..2 (DISK_04), then (unless file_id is null) that the "
+            "id equals the id in the file name (DISK_05).",
             drbg.DESCRIPTION,
             "Labels: the wrapped key in a record for id N is D('key_record/wrapped-N', 128); it "
             "is not a real wrapped key, records are not unwrapped here.",
@@ -99,7 +99,7 @@ def build() -> Family:
             "decode_record",
             {"record": data.hex(), "file_id": 1},
             comment=f"{n} bytes (a valid record for key 1, cut or doubled)",
-            requirements=["DISK_03"] + (["DEV_RECORD_SIZE"] if n > 132 else []),
+            requirements=["DISK_08"] + (["DEV_RECORD_SIZE"] if n > 132 else []),
             flags=["LONGER_ACCEPTED_2020"] if n > 132 else [],
             error="record_size_invalid",
         )
@@ -144,7 +144,7 @@ def build() -> Family:
         "decode_record",
         {"record": _record(3, _wrapped(0))[:131].hex(), "file_id": 0},
         comment="131 bytes with id 3 from file 0000: the size is checked first",
-        requirements=["DISK_03"],
+        requirements=["DISK_08"],
         flags=["CHECK_ORDER"],
         error="record_size_invalid",
     )

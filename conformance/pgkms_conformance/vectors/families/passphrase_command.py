@@ -47,8 +47,8 @@ NOTES = {
     "nothing and the empty output is too short. An implementation that leaves stdin attached "
     "hangs here or feeds the command data that is not the user's.",
     "LONG_OUTPUT": "The command prints far more than 1024 bytes; the whole output must be "
-    "drained (a writer killed by SIGPIPE would count as a failing command), its length known, "
-    "and only the first 1024 bytes kept at startup.",
+    "drained (PASS_11: a writer killed by SIGPIPE would count as a failing command), its length "
+    "known, and only the first 1024 bytes kept at startup.",
     "EXIT_STATUS": "The command exits non-zero after printing a plausible passphrase: the "
     "output must not be used (PASS_03).",
     "KILLED": "The command is killed by a signal: a failure (PASS_03), even after output.",
@@ -294,9 +294,14 @@ def _run(fam: Family) -> None:
             requirements=["PASS_01", "PASS_06" if purpose == "startup" else "PASS_05"],
             expected={"passphrase": zeros_1024.hex()},
         )
-        for command, what, flags in (
-            ("printf '%01025d' 0", "1025 bytes", []),
-            (long_loop, "100000 bytes from a loop", ["LONG_OUTPUT", "PIPE_BUFFER_2020"]),
+        for command, what, flags, drained in (
+            ("printf '%01025d' 0", "1025 bytes", [], []),
+            (
+                long_loop,
+                "100000 bytes from a loop",
+                ["LONG_OUTPUT", "PIPE_BUFFER_2020"],
+                ["PASS_11"],  # more than a pipe holds: only a drained command exits normally
+            ),
         ):
             params = {"command": command, "purpose": purpose}
             if purpose == "startup":
@@ -304,7 +309,7 @@ def _run(fam: Family) -> None:
                     "run_passphrase_command",
                     params,
                     comment=f"startup: {what}, cut to the first 1024",
-                    requirements=["PASS_06"],
+                    requirements=[*drained, "PASS_06"],
                     flags=[*flags, "CUT_AT_STARTUP"],
                     expected={"passphrase": zeros_1024.hex()},
                 )
@@ -313,7 +318,7 @@ def _run(fam: Family) -> None:
                     "run_passphrase_command",
                     params,
                     comment=f"{purpose}: {what} is too long",
-                    requirements=["PASS_05"],
+                    requirements=["PASS_05", *drained],
                     flags=[*flags, "TOO_LONG_REJECTED"],
                     error="passphrase_too_long",
                 )
