@@ -15,6 +15,7 @@ from keys and passphrases derived from the run's seed.
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -212,7 +213,38 @@ def _problems(
     if step.opens_with and found.ok and not ((answer or disk) and step.random_output):
         opens = _opens(ws, after, step, params[step.opens_with])
     refined, plain = (answer, []) if step.attribute else ([], answer)
-    return [*leak, *changes, *opens, *refined, *contents, *plain]
+    return [
+        *leak,
+        *changes,
+        *opens,
+        *refined,
+        *contents,
+        *plain,
+        *_message_problems(expected, found),
+    ]
+
+
+# A key file as the reference's messages name it, and the sizes of a record_size_invalid.
+_KEY_FILE = re.compile(r"pg_cryptokeys(?:_tmp)?/[0-9]{4}")
+_SIZES = re.compile(r"expected ([0-9]+) bytes, found ([0-9]+)")
+
+
+def _message_problems(expected: Answer, found: Answer) -> list[tuple[str, str]]:
+    """ERR_01: where the right code is given for a fault of one key file, the message names
+    that file (as ``pg_cryptokeys/NNNN``, inside any longer path) and, for a record of the
+    wrong size, the expected and the found size. Wording is free; these facts are not."""
+    if expected.ok or found.ok or found.code != expected.code:
+        return []
+    named = _KEY_FILE.search(expected.message)
+    if named is None:
+        return []
+    if named.group(0) not in found.message:
+        return [("ERR_01", f"the message of error {found.code} does not name {named.group(0)}")]
+    sizes = _SIZES.search(expected.message)
+    if sizes and not all(re.search(rf"\b{n}\b", found.message) for n in sizes.groups()):
+        want = " and ".join(sizes.groups())
+        return [("ERR_01", f"the message of error {found.code} does not give the sizes {want}")]
+    return []
 
 
 _CHANGE, _CONTENT = "change rule", "content rule"
@@ -455,6 +487,10 @@ def bootstrap_refusals(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case
         yield run_step(ctx, ws, "bootstrap", step, ws.fresh(start)).case
 
 
+# Refusals caused by one key file, whose message must name it (ERR_01).
+_NAMES_A_KEY_FILE = frozenset({"START_03", "DISK_04", "DISK_05", "DISK_08"})
+
+
 def corruptions(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     """Startup on damaged key directories: the error code and an unchanged directory."""
     good = key_set(ws, s.a, s.keys, s.ivs)
@@ -487,6 +523,8 @@ def corruptions(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
     for name, listing, passphrase, rules in states:
         refused = name != "good" and not {"PASS_06", "WRAP_04"} & set(rules)
         reqs = (*rules, "START_04") if refused else rules  # refused: nothing may change
+        if refused and rules[0] in _NAMES_A_KEY_FILE:
+            reqs = (*reqs, "ERR_01")  # the message must name the file (and the sizes)
         step = Step(name, "startup", {"passphrase": passphrase.hex()}, reqs, change_rule="START_04")
         yield run_step(ctx, ws, "startup", step, ws.fresh(listing)).case
 

@@ -169,15 +169,18 @@ def _unpack_record_with(
     check_range: bool = True,
     check_name: bool = True,
     accept_longer: bool = False,
+    name_the_file: bool = True,
 ) -> None:
     """Replace ``codec.unpack_record`` with one that reads the id in ``byteorder`` and may skip
     the id's range check (DISK_04), its comparison with the file name (DISK_05), or the refusal
     of a record longer than 132 bytes (DISK_08: the extra bytes ignored, as the 2020 patch
-    did)."""
+    did), or leave the file's name out of its messages (ERR_01)."""
     record, code = original("codec", "Record"), original("failures", "Code")
     failure = original("failures", "FormatFailure")
 
     def unpack_record(data: bytes, expected_id: int | None, label: str) -> Any:
+        if not name_the_file:
+            label = "a key file"
         if accept_longer:
             data = data[:132]
         if len(data) != 132:
@@ -213,6 +216,11 @@ def record_id_not_checked() -> None:
 
 def record_id_range_not_checked() -> None:
     _unpack_record_with(check_range=False)
+
+
+def record_fault_names_no_file() -> None:
+    """ERR_01: the right code for a bad record, but a message that does not say which file."""
+    _unpack_record_with(name_the_file=False)
 
 
 # -- passphrases -----------------------------------------------------------------------------
@@ -710,6 +718,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "DISK_08",
         "a record longer than 132 bytes is accepted, its extra bytes ignored (DEV_RECORD_SIZE)",
         longer_record_accepted,
+    ),
+    Mutant(
+        "record_fault_names_no_file",
+        "ERR_01",
+        "a bad record's message does not name its key file",
+        record_fault_names_no_file,
     ),
     Mutant(
         "padding_not_checked",
