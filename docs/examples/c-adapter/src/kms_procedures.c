@@ -14,7 +14,9 @@
 
 typedef enum { DIR_ABSENT, DIR_INVALID, DIR_VALID } dir_state;
 
-/* START_02, START_03, KEY_03: read PGDATA/<dir> and unwrap its three keys under `kek`. */
+/* START_02, START_03, KEY_03: read PGDATA/<dir> and unwrap its three keys under `kek`; every
+ * key is attempted, and the first failure in id order is the answer (all three HMACs failing:
+ * wrong_passphrase). */
 static int open_set(disk_cluster *c, const char *dir, const kms_kek *kek, kms_keyset *keys,
                     kms_error *err)
 {
@@ -34,12 +36,13 @@ static int open_set(disk_cluster *c, const char *dir, const kms_kek *kek, kms_ke
             hmac_failed += strcmp(failure[i].code, "hmac_mismatch") == 0;
             continue;
         }
-        if (key.len != KMS_INTERNAL_KEY) { /* KEY_03: at once */
+        if (key.len != KMS_INTERNAL_KEY) { /* KEY_03: one more way to fail, in id order */
             size_t len = key.len;
             kms_bytes_free(&key);
-            OPENSSL_cleanse(keys, sizeof *keys);
-            return kms_fail(err, "key_length_invalid", "%s: expected a 64-byte key, found %zu",
-                            what, len);
+            kms_fail(&failure[i], "key_length_invalid", "%s: expected a 64-byte key, found %zu",
+                     what, len);
+            failed++;
+            continue;
         }
         memcpy(keys->key[i], key.data, KMS_INTERNAL_KEY);
         kms_bytes_free(&key);
