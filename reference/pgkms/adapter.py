@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import signal
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pgkms.bootstrap import bootstrap
 from pgkms.errors import KmsError
 from pgkms.fs import FileSystem, OsFileSystem
 from pgkms.fstrace import TracingFileSystem
+from pgkms.hexcodec import parse_lower_hex
 from pgkms.kdf import WrapKeys, derive_kek
 from pgkms.keyset import InternalKeys
 from pgkms.layout import (
@@ -130,14 +130,12 @@ class Request:
             ) from None
 
 
-_HEX = re.compile(r"(?:[0-9a-f]{2})*")
-
-
 def _unhex(value: str, name: str) -> bytes:
     """ADP_02: lowercase hex, an even number of digits, nothing else (no spaces, no prefix)."""
-    if not _HEX.fullmatch(value):
+    data = parse_lower_hex(value)
+    if data is None:
         raise MalformedRequest(f"field {name!r}: expected lowercase hex with an even length")
-    return bytes.fromhex(value)
+    return data
 
 
 def _wrap_keys(req: Request) -> WrapKeys:
