@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgkms.bootstrap import bootstrap as ref_bootstrap
-from pgkms.fs import OsFileSystem
 from pgkms.kdf import derive_kek
 from pgkms.keyset import InternalKeys, wrap_key_set, write_key_set
 from pgkms.layout import KeyId
@@ -45,7 +44,7 @@ from pgkms_conformance.harness.listing import (
     write_listing,
 )
 from pgkms_conformance.harness.model import Case, Verdict
-from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle
+from pgkms_conformance.harness.oracle import UNSYNCED, Answer, Json, Request, oracle
 from pgkms_conformance.harness.session import RunAborted
 from pgkms_conformance.protocol.client import AdapterFailure
 
@@ -232,7 +231,7 @@ def _opens(ws: Workspace, after: Listing, step: Step, passphrase: str) -> list[t
 def key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[bytes]) -> Listing:
     """``pg_cryptokeys`` holding ``keys`` wrapped under ``passphrase`` (reference bootstrap)."""
     d = ws.fresh()
-    ref_bootstrap(str(d), Secret(passphrase), random=ScriptedRandom([*keys, *ivs]))
+    ref_bootstrap(str(d), Secret(passphrase), UNSYNCED, ScriptedRandom([*keys, *ivs]))
     return read_listing(d)
 
 
@@ -241,13 +240,13 @@ def odd_key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[b
     d = ws.fresh()
     internal = InternalKeys.from_ids({KeyId(i): Secret(k) for i, k in enumerate(keys)})
     records = wrap_key_set(derive_kek(Secret(passphrase)), internal, ScriptedRandom(ivs))
-    write_key_set(OsFileSystem(), str(d / KD), records)
+    write_key_set(UNSYNCED, str(d / KD), records)
     return read_listing(d)
 
 
 def rotated(ws: Workspace, listing: Listing, old: bytes, new: bytes, ivs: list[bytes]) -> Listing:
     d = ws.fresh(listing)
-    ref_rotate(str(d), Secret(old), Secret(new), random=ScriptedRandom(ivs))
+    ref_rotate(str(d), Secret(old), Secret(new), UNSYNCED, ScriptedRandom(ivs))
     return read_listing(d)
 
 
