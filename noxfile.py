@@ -57,10 +57,17 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput figures, printed as ratios to OpenSSL measured in the same run."""
+    """Benchmarks, each figure min / median / max over interleaved rounds (asserting nothing).
+
+    ``bench/run.py``: 1 MiB wrap and unwrap in bytes per CPU second against OpenSSL's CPU-time
+    figures for the same work on one core, and the 64-byte wrap against the least
+    ``cryptography`` code that computes it, in the same process. ``bench/harness.py``: adapter
+    round trips one at a time and pipelined (the harness's window) with the adapter's CPU time
+    per answer, and a full harness run split into harness and IUT CPU time. Arguments go to
+    ``bench/run.py`` (``--seconds``, ``--rounds``).
+    """
     _install(session)
     session.run("python", "bench/run.py", *session.posargs)
-    # Adapter round trips per second and full harness runs, per bundled implementation.
     session.run("python", "bench/harness.py")
 
 

@@ -4,8 +4,10 @@ each bundled implementation. Run by ``nox -s bench`` after ``bench/run.py``.
 Round trips: ``derive_kek`` on a 64-byte passphrase (the cheapest op that exercises a whole
 request: JSON, hex, a hash, the response), on one running adapter, measured two ways in
 interleaved rounds: one request at a time (send, wait for the answer), and pipelined (a window
-of requests in flight, answers read in order: what the protocol allows, ADP_01). The pipe is
-driven directly, not through the harness's client, so the figure is the adapter's own.
+of requests in flight, answers read in order: what the protocol allows, by default the
+harness's own window, ``DEFAULT_WINDOW``). The pipe is driven directly, not through the
+harness's client, so the figure is the adapter's own; beside it, the adapter's CPU time per
+answer (from ``/proc``), which a busy machine disturbs less than the rate.
 
 A full run is what ``nox -s main`` does (every stage, the repository's vectors, the default
 examples); its cost is split into the harness's CPU time and the IUT's (children's) CPU time.
@@ -15,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pgkms_conformance.bundled import BUNDLED
 from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.harness.vector_stage import default_vector_paths
+from pgkms_conformance.protocol.client import DEFAULT_WINDOW
 
 REQUEST = {"op": "derive_kek", "passphrase": "ab" * 64}
 
@@ -32,8 +37,15 @@ def _line(request_id: int) -> bytes:
     return json.dumps({"id": request_id, **REQUEST}).encode() + b"\n"
 
 
-def round_trips(command: list[str], window: int, seconds: float) -> float:
-    """Answers per wall-clock second with ``window`` requests in flight (1 = one at a time)."""
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a running process (``/proc/<pid>/stat``, in ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def round_trips(command: list[str], window: int, seconds: float) -> tuple[float, float]:
+    """Answers per wall-clock second with ``window`` requests in flight (1 = one at a time),
+    and the adapter's CPU microseconds per answer (less disturbed by a busy machine)."""
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -41,6 +53,7 @@ def round_trips(command: list[str], window: int, seconds: float) -> float:
         proc.stdin.write(b'{"id": 0, "op": "hello"}\n')
         proc.stdin.flush()
         proc.stdout.readline()
+        cpu0 = _cpu_seconds(proc.pid)
         next_id, answered, t0 = 1, 0, time.perf_counter()
         while (elapsed := time.perf_counter() - t0) < seconds:
             batch = b"".join(_line(next_id + i) for i in range(window))
@@ -51,7 +64,7 @@ def round_trips(command: list[str], window: int, seconds: float) -> float:
                 if not proc.stdout.readline():
                     raise RuntimeError(f"{command[0]}: adapter closed its output")
             answered += window
-        return answered / elapsed
+        return answered / elapsed, (_cpu_seconds(proc.pid) - cpu0) / answered * 1e6
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
@@ -73,22 +86,37 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):>9,.0f} ({min(values):,.0f}..{max(values):,.0f})"
 
 
+def show_round_trips(seconds: float, rounds: int, window: int) -> None:
+    print(
+        f"round trips per second, median (min..max) of {rounds} interleaved rounds, and the "
+        "adapter's median CPU time per answer:"
+    )
+    print(f"{'implementation':<14}{'one at a time':>34}{f'window {window}':>34}")
+    for name, command in BUNDLED.items():
+        figures: dict[int, list[tuple[float, float]]] = {1: [], window: []}
+        for _ in range(rounds):
+            for w, measured in figures.items():
+                measured.append(round_trips(command, w, seconds))
+        cells = []
+        for measured in figures.values():
+            rates, cpu = [r for r, _ in measured], [c for _, c in measured]
+            cells.append(f"{spread(rates)} {statistics.median(cpu):5.1f} us")
+        print(f"{name:<14}{cells[0]:>34}{cells[1]:>34}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per round-trip figure")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--window", type=int, default=64, help="requests in flight, pipelined")
+    parser.add_argument(
+        "--window", type=int, default=DEFAULT_WINDOW, help="requests in flight, pipelined"
+    )
     parser.add_argument("--examples", type=int, default=100)
+    parser.add_argument("--no-full-run", action="store_true", help="round trips only")
     args = parser.parse_args()
-    print(f"round trips per second, median (min..max) of {args.rounds} interleaved rounds:")
-    print(f"{'implementation':<14}{'one at a time':>26}{f'window {args.window}':>28}")
-    for name, command in BUNDLED.items():
-        single: list[float] = []
-        piped: list[float] = []
-        for _ in range(args.rounds):
-            single.append(round_trips(command, 1, args.seconds))
-            piped.append(round_trips(command, args.window, args.seconds))
-        print(f"{name:<14}{spread(single):>26}{spread(piped):>28}")
+    show_round_trips(args.seconds, args.rounds, args.window)
+    if args.no_full_run:
+        return
     print(f"\nfull harness run (--examples {args.examples}):")
     print(f"{'implementation':<14}{'wall s':>8}{'harness CPU s':>15}{'IUT CPU s':>11}"
           f"{'cases':>8}  verdict")  # fmt: skip

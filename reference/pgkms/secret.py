@@ -17,7 +17,8 @@ class Secret:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: bytes | bytearray | memoryview) -> None:
+        # Always an immutable copy (free for ``bytes``): a caller's buffer may change later.
         self._value = bytes(value)
 
     def reveal(self) -> bytes:

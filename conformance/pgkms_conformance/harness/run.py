@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +58,17 @@ class Config:
         }
 
 
-def run_harness(config: Config, progress: Progress | None = None) -> Report:
-    """Run everything; a bad ``--vectors`` file raises VectorFileError before the IUT starts."""
+def run_harness(
+    config: Config,
+    progress: Progress | None = None,
+    stop_when: Callable[[Case], bool] | None = None,
+) -> Report:
+    """Run everything; a bad ``--vectors`` file raises VectorFileError before the IUT starts.
+
+    ``stop_when``: the run ends after the first case it is true of (the mutant zoo stops a
+    mutant at its first failure charged to the rule it breaks); the report holds the cases
+    run so far.
+    """
     progress = progress or Progress(enabled=False)
     files = load_vectors(config.vector_paths) if "vectors" in config.stages else []
     report = Report(
@@ -97,11 +106,13 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
                 break
             progress.begin(name)
             t0 = time.monotonic()
-            cases = list(stages[name]())
+            cases, stopped = _run_stage(stages[name](), stop_when)
             report.cases += cases
             report.stages.append(
                 StageSummary(name, time.monotonic() - t0, Counter(c.verdict for c in cases))
             )
+            if stopped:
+                break
     except RunAborted:
         pass
     finally:
@@ -113,6 +124,23 @@ def run_harness(config: Config, progress: Progress | None = None) -> Report:
     report.duration_s = time.monotonic() - started
     report.replay_dir = str(replays.directory) if replays.directory else None
     return report
+
+
+def _run_stage(
+    cases: Iterable[Case], stop_when: Callable[[Case], bool] | None
+) -> tuple[list[Case], bool]:
+    """The stage's cases, up to the first one ``stop_when`` is true of; and whether it was."""
+    if stop_when is None:
+        return list(cases), False
+    done: list[Case] = []
+    iterator = iter(cases)
+    for case in iterator:
+        done.append(case)
+        if stop_when(case):
+            if isinstance(iterator, Generator):
+                iterator.close()  # the stage's clean-up (temporary directories, IUTs) runs now
+            return done, True
+    return done, False
 
 
 # -- the property stage ------------------------------------------------------------------------

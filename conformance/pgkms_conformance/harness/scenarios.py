@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgkms.bootstrap import bootstrap as ref_bootstrap
-from pgkms.fs import OsFileSystem
 from pgkms.internal_keys import InternalKeys, wrap_key_set
 from pgkms.kdf import derive_kek
 from pgkms.keydir import write_key_set
@@ -38,7 +37,7 @@ from pgkms_conformance.harness.checks import (
     leaked_secret,
 )
 from pgkms_conformance.harness.model import Case, Verdict
-from pgkms_conformance.harness.oracle import Answer, Json, Request, oracle
+from pgkms_conformance.harness.oracle import UNSYNCED, Answer, Json, Request, oracle
 from pgkms_conformance.harness.session import RunAborted
 from pgkms_conformance.image import (
     Entry,
@@ -274,7 +273,7 @@ def _opens(ws: Workspace, after: Listing, step: Step, passphrase: str) -> list[t
 def key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[bytes]) -> Listing:
     """``pg_cryptokeys`` holding ``keys`` wrapped under ``passphrase`` (reference bootstrap)."""
     d = ws.fresh()
-    ref_bootstrap(str(d), Secret(passphrase), random=ScriptedRandom([*keys, *ivs]))
+    ref_bootstrap(str(d), Secret(passphrase), UNSYNCED, ScriptedRandom([*keys, *ivs]))
     return snapshot(d)
 
 
@@ -283,13 +282,13 @@ def odd_key_set(ws: Workspace, passphrase: bytes, keys: list[bytes], ivs: list[b
     d = ws.fresh()
     internal = InternalKeys.from_ids({KeyId(i): Secret(k) for i, k in enumerate(keys)})
     records = wrap_key_set(derive_kek(Secret(passphrase)), internal, ScriptedRandom(ivs))
-    write_key_set(OsFileSystem(), str(d / KD), records)
+    write_key_set(UNSYNCED, str(d / KD), records)
     return snapshot(d)
 
 
 def rotated(ws: Workspace, listing: Listing, old: bytes, new: bytes, ivs: list[bytes]) -> Listing:
     d = ws.fresh(listing)
-    ref_rotate(str(d), Secret(old), Secret(new), random=ScriptedRandom(ivs))
+    ref_rotate(str(d), Secret(old), Secret(new), UNSYNCED, ScriptedRandom(ivs))
     return snapshot(d)
 
 

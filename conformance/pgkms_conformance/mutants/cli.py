@@ -7,13 +7,18 @@ Exit status 0 when every mutant the harness is meant to catch is caught, naming 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from pgkms_conformance.harness.run import STAGES
 from pgkms_conformance.harness.vector_stage import default_vector_paths
 from pgkms_conformance.mutants.catalog import BY_NAME, MUTANTS
-from pgkms_conformance.mutants.zoo import MutantResult, ZooSettings, run_zoo, score
+from pgkms_conformance.mutants.zoo import (
+    MutantResult,
+    ZooSettings,
+    available_cores,
+    run_zoo,
+    score,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +31,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-vectors", action="store_true", help="skip the static vectors (faster)"
     )
     parser.add_argument(
-        "--jobs", type=int, default=min(4, os.cpu_count() or 1), help="mutants run in parallel"
+        "--jobs", type=int, default=available_cores(), help="mutants run in parallel"
+    )
+    parser.add_argument(
+        "--full-runs",
+        action="store_true",
+        help="run each mutant's harness run to its end (default: stop at its first failure "
+        "charged to the rule it violates)",
     )
 
 
@@ -57,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         stages=stages,
         vector_paths=() if args.no_vectors else tuple(default_vector_paths()),
+        full_runs=args.full_runs,
     )
 
     def show(result: MutantResult) -> None:

@@ -4,20 +4,27 @@ A mutant is *caught* when the harness's verdict lists the requirement the mutant
 the failed ones, failed as the *primary* requirement of some case (the one a failure is charged
 to; a requirement a failure merely cites is not failed by it): failing for some other reason
 would show a harness that notices something is off but names the wrong rule, which is not good
-enough for a conformance report. Mutants run in
-separate processes (``jobs``), each a whole harness run with its own IUT.
+enough for a conformance report.
+
+Mutants run concurrently, one process each (``jobs``, the available cores by default), longest
+expected first so that no core idles at the end. A mutant's harness run stops at its first
+failure charged to the requirement the mutant violates: from there the verdict cannot change
+(a caught mutant stays caught), so the rest of the run would only add failures to other rules.
+``ZooSettings.full_runs`` keeps every run whole, for the complete list of rules each mutant
+fails.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgkms_conformance.harness.model import Verdict
+from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
 from pgkms_conformance.mutants.catalog import BY_NAME, MUTANTS, Mutant
 
@@ -33,6 +40,7 @@ class ZooSettings:
     timeout: float = 10.0
     stages: tuple[str, ...] = STAGES
     vector_paths: tuple[Path, ...] = ()
+    full_runs: bool = False  # False: a run ends at the mutant's first failure charged to its rule
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class MutantResult:
     duration_s: float
     note: str = ""
     cited_requirements: tuple[str, ...] = ()  # named by failures, not charged
+    stopped_early: bool = False  # the run ended at the catch: the failures up to it only
 
 
 def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
@@ -58,7 +67,9 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
         stages=settings.stages,
     )
     t0 = time.monotonic()
-    report = run_harness(config)
+    stop_when = None if settings.full_runs else _charged_to(mutant.violates)
+    report = run_harness(config, stop_when=stop_when)
+    stopped_early = stop_when is not None and any(stop_when(c) for c in report.cases[-1:])
     rows = report.requirement_results()
     failed = tuple(r.id for r in rows if r.verdict is Verdict.FAILED)
     cited = tuple(r.id for r in rows if r.cited and r.verdict is not Verdict.FAILED)
@@ -75,30 +86,64 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
         duration_s=time.monotonic() - t0,
         note=note,
         cited_requirements=cited,
+        stopped_early=stopped_early,
     )
+
+
+def _charged_to(requirement: str) -> Callable[[Case], bool]:
+    def charged(case: Case) -> bool:
+        return case.primary == requirement
+
+    return charged
 
 
 def run_zoo(
     mutants: Sequence[Mutant] = MUTANTS,
     settings: ZooSettings | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     on_result: Callable[[MutantResult], None] | None = None,
+    settings_for: Callable[[Mutant], ZooSettings] | None = None,
 ) -> list[MutantResult]:
-    settings = settings or ZooSettings()
-    names = [m.name for m in mutants]
-    results: list[MutantResult] = []
+    """Run every mutant (with ``settings``, or ``settings_for(mutant)`` when given) on ``jobs``
+    processes (default: the available cores); results in the order of ``mutants``, and to
+    ``on_result`` as each run ends."""
+    default = settings or ZooSettings()
+    plans = [(m.name, settings_for(m) if settings_for else default) for m in mutants]
+    jobs = jobs if jobs is not None else available_cores()
+    results: dict[str, MutantResult] = {}
+
+    def done(result: MutantResult) -> None:
+        results[result.name] = result
+        if on_result:
+            on_result(result)
+
     if jobs <= 1:
-        for name in names:
-            results.append(run_mutant(name, settings))
-            if on_result:
-                on_result(results[-1])
-        return results
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for result in pool.map(run_mutant, names, [settings] * len(names)):
-            results.append(result)
-            if on_result:
-                on_result(result)
-    return results
+        for name, plan in plans:
+            done(run_mutant(name, plan))
+    else:
+        # Longest first: a long run started last would keep one core busy alone at the end.
+        order = sorted(plans, key=lambda p: _expected_cost(p[1]), reverse=True)
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(run_mutant, name, plan) for name, plan in order]
+            for future in as_completed(futures):
+                done(future.result())
+    return [results[name] for name, _ in plans]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# Rough wall seconds of each stage in a mutant's run, for the order of the runs only.
+_STAGE_COST = {"safety": 15.0, "concurrency": 4.0}
+
+
+def _expected_cost(settings: ZooSettings) -> float:
+    return sum(_STAGE_COST.get(stage, 1.0) for stage in settings.stages)
 
 
 def score(results: Sequence[MutantResult]) -> tuple[int, int]:

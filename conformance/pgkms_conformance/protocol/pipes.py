@@ -1,11 +1,12 @@
 """The IUT's three pipes, read and written without ever blocking and with bounded memory.
 
 There are no reader threads: a thread blocked in ``read`` on a pipe that some orphan of the IUT
-keeps open can be neither joined nor safely interrupted. Instead every read and write goes
-through ``select`` with a deadline, in the thread that waits for the answer. Standard output is
-cut into lines of at most ``MAX_RESPONSE_LINE`` bytes; a longer line is reported the moment it
-crosses the limit and the rest of it is discarded as it arrives, never buffered. Standard error
-is kept as its last ``STDERR_TAIL_BYTES`` bytes, newline or not (ADP_01).
+keeps open can be neither joined nor safely interrupted. Instead every wait for a pipe goes
+through ``select`` with a deadline, in the thread that waits for the answer (a write is tried
+at once, and waits only when the pipe is full). Standard output is cut into lines of at most
+``MAX_RESPONSE_LINE`` bytes; a longer line is reported the moment it crosses the limit and the
+rest of it is discarded as it arrives, never buffered. Standard error is kept as its last
+``STDERR_TAIL_BYTES`` bytes, newline or not (ADP_01).
 """
 
 from __future__ import annotations
@@ -127,18 +128,18 @@ class Pipes:
         stderr pipe stops reading its input); False if the deadline passed first. Raises
         BrokenPipeError when the IUT closed its input."""
         view = memoryview(data)
+        writable = True  # try at once: a request usually fits in the pipe, and select costs
         while view:
             stdin = self._fd("stdin")
             if stdin is None:
                 raise BrokenPipeError("stdin closed")
-            if not self._wait(deadline, write=True):
+            if not writable and not self._wait(deadline, write=True):
                 if time.monotonic() >= deadline:
                     return False
                 continue
-            try:
+            with contextlib.suppress(BlockingIOError):  # full after all: wait below
                 view = view[os.write(stdin, view) :]
-            except BlockingIOError:
-                continue
+            writable = False
         return True
 
     def next_line(self, deadline: float) -> bytes | Overlong | None:

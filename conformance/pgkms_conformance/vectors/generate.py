@@ -9,6 +9,7 @@ module under ``families/``; its schema is built from the document it produced
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from pgkms_conformance.vectors.families import (
     upgrade,
     wrapping,
 )
+from pgkms_conformance.vectors.runner import MANIFEST
 from pgkms_conformance.vectors.schemas import schema_for_document
 
 Progress = Callable[[str], None]
@@ -55,6 +57,18 @@ class Generated:
     files: dict[str, str]  # relative path -> canonical text
     counts: dict[str, int]  # family -> number of tests
     seconds: dict[str, float]  # family -> generation time
+
+    def manifest(self) -> str:
+        """``SHA256SUMS``: the digest of every generated file, in ``sha256sum`` format.
+
+        A harness run trusts a repository file whose digest is listed here: ``vectors check``
+        (CI) has shown that these bytes are a regeneration and valid against their schemas,
+        so the run skips the schema validation for them (``vector_stage.load_vectors``).
+        """
+        return "".join(
+            f"{hashlib.sha256(text.encode()).hexdigest()}  {rel}\n"
+            for rel, text in sorted(self.files.items())
+        )
 
 
 def generate_all(
@@ -86,6 +100,7 @@ def write(generated: Generated, out_dir: Path) -> None:
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+    (out_dir / MANIFEST).write_text(generated.manifest(), encoding="utf-8")
 
 
 def first_difference(rel: str, want: str, found: str) -> str:
@@ -118,6 +133,9 @@ def check(vector_dir: Path, generated: Generated) -> list[str]:
         found = path.read_text(encoding="utf-8")
         if found != text:
             problems.append(first_difference(rel, text, found))
+    manifest = vector_dir / MANIFEST
+    if not manifest.is_file() or manifest.read_text(encoding="utf-8") != generated.manifest():
+        problems.append(f"{MANIFEST}: missing or stale (run `pgkms-conformance vectors generate`)")
     for path in sorted(vector_dir.glob("*.json")) + sorted(vector_dir.glob("schemas/*.json")):
         rel = path.relative_to(vector_dir).as_posix()
         if rel not in generated.files:

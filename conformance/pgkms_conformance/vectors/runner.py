@@ -35,8 +35,9 @@ import json
 import re
 import sys
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -57,6 +58,7 @@ Status = Literal["passed", "failed", "unsupported"]
 
 REPO_VECTOR_DIR: Final = Path(__file__).resolve().parents[3] / "vectors"
 PROJECT_SCHEMA_DIR: Final = REPO_VECTOR_DIR / "schemas"
+MANIFEST: Final = "SHA256SUMS"  # beside the vector files (``generate.Generated.manifest``)
 INJECTED: Final = ("iv", "ivs", "keys")
 PROTOCOL_CODES: Final = frozenset({"malformed_request", "internal_error", "unsupported_operation"})
 # Fields whose values are not secret and are shown as they are.
@@ -150,16 +152,29 @@ def _schema_path(path: Path, name: str) -> Path:
     raise NotAVectorFile(path, f"schema {name!r} not found among the project's ({known})")
 
 
-def load_vector_file(path: Path | str) -> VectorFile:
+def load_vector_file(path: Path | str, trusted_text: str | None = None) -> VectorFile:
     """Read, schema-validate (with the project's schema, never one beside the file) and
-    consistency-check one vector file."""
+    consistency-check one vector file.
+
+    ``trusted_text`` is the file's content, read by a caller that vouches for it
+    (``vector_stage``: bytes that ``vectors check`` validated): the schema is then not applied
+    again; the consistency checks still are.
+    """
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8") if trusted_text is None else trusted_text
+        document = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VectorFileError(path, f"cannot read as JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("schema"), str):
         raise NotAVectorFile(path, "not a vector file: no 'schema' field")
+    if trusted_text is None:
+        _validate_schema(path, document)
+    _check_consistency(path, document)
+    return VectorFile(path=path, document=document)
+
+
+def _validate_schema(path: Path, document: Json) -> None:
     schema = json.loads(_schema_path(path, document["schema"]).read_text(encoding="utf-8"))
     errors = sorted(
         Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path)
@@ -168,8 +183,6 @@ def load_vector_file(path: Path | str) -> VectorFile:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise VectorFileError(path, f"schema violation at {where}: {first.message[:200]}")
-    _check_consistency(path, document)
-    return VectorFile(path=path, document=document)
 
 
 def _check_consistency(path: Path, document: Json) -> None:
@@ -197,23 +210,30 @@ def _stderr_warning(message: str) -> None:
 
 
 def iter_vector_files(
-    paths: Iterable[Path | str], warn: Warn | None = None
+    paths: Iterable[Path | str],
+    warn: Warn | None = None,
+    trusted: Callable[[Path], str | None] | None = None,
 ) -> Iterator[VectorFile]:
     """Load the given files; a directory stands for its ``*.json`` files in sorted order.
 
     In a directory, JSON that is not a vector file of the project's (``NotAVectorFile``) is
-    skipped with a one-line ``warn`` (default: stderr); a file named on its own must be one."""
+    skipped with a one-line ``warn`` (default: stderr); a file named on its own must be one.
+    ``trusted`` gives a file's already-validated text, or None (``load_vector_file``)."""
     warn = warn or _stderr_warning
+
+    def load(path: Path) -> VectorFile:
+        return load_vector_file(path, trusted(path) if trusted is not None else None)
+
     for given in paths:
         path = Path(given)
         if path.is_dir():
             for child in sorted(path.glob("*.json")):
                 try:
-                    yield load_vector_file(child)
+                    yield load(child)
                 except NotAVectorFile as exc:
                     warn(f"warning: skipped {child}: {exc.message}")
         else:
-            yield load_vector_file(path)
+            yield load(path)
 
 
 # -- describing values without revealing them ---------------------------------------------------
@@ -507,26 +527,38 @@ def _wrapped_rule(op: str, want: Any, got: Any) -> str | None:
 
 
 def _run_accumulated(client: AdapterClient, test: Json) -> None:
+    """The cases go out pipelined (``call_many``): thousands of small wraps, answered in order."""
     params = test["input"]
+    sent: deque[accumulated.Case] = deque()  # cases whose answers are still to be read
+
+    def requests() -> Iterator[tuple[str, Json]]:
+        for c in accumulated.cases(params["label"], params["count"], params["maxPlaintextLength"]):
+            sent.append(c)
+            yield "wrap", c.request()
+
     h = hashlib.sha256()
-    for i, c in enumerate(
-        accumulated.cases(params["label"], params["count"], params["maxPlaintextLength"])
-    ):
-        response = client.call("wrap", **c.request())
-        if not response.ok:
-            raise _Verdict(f"case {i}: wrap failed", "success", str(response.error_code))
-        try:
-            wrapped = bytes.fromhex(response.result["wrapped"])
-        except (KeyError, TypeError, ValueError):
-            raise _Verdict(f"case {i}: no hex 'wrapped' field", "wrapped", "malformed") from None
-        want = WRAP_OVERHEAD + 16 * (len(c.plaintext) // 16 + 1)  # what the padding rule gives
-        if len(wrapped) != want:
-            found = f"{len(wrapped)} bytes"
-            raise _Verdict(f"case {i}: wrapped length differs", f"{want} bytes", found, LENGTH_RULE)
-        h.update(wrapped)
+    with closing(client.call_many(requests())) as responses:
+        for i, response in enumerate(responses):
+            c = sent.popleft()
+            h.update(_accumulated_answer(i, c, response))
     want = test["expected"]["digest"]
     if h.hexdigest() != want:
         raise _Verdict("digest over all wrapped outputs differs", want, h.hexdigest())
+
+
+def _accumulated_answer(i: int, c: accumulated.Case, response: Response) -> bytes:
+    """Case ``i``'s wrapped value, checked for what the case alone determines."""
+    if not response.ok:
+        raise _Verdict(f"case {i}: wrap failed", "success", str(response.error_code))
+    try:
+        wrapped = bytes.fromhex(response.result["wrapped"])
+    except (KeyError, TypeError, ValueError):
+        raise _Verdict(f"case {i}: no hex 'wrapped' field", "wrapped", "malformed") from None
+    want = WRAP_OVERHEAD + 16 * (len(c.plaintext) // 16 + 1)  # what the padding rule gives
+    if len(wrapped) != want:
+        found = f"{len(wrapped)} bytes"
+        raise _Verdict(f"case {i}: wrapped length differs", f"{want} bytes", found, LENGTH_RULE)
+    return wrapped
 
 
 _UNWRAP_OF = {"wrap": "unwrap", "sql_wrap": "sql_unwrap"}

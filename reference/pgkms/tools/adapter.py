@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import signal
 import sys
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from pgkms.secret import Secret
 from pgkms.sqlwrap import pg_unwrap, pg_wrap
 from pgkms.startup import startup
 from pgkms.tools.fstrace import TracingFileSystem
+from pgkms.tools.hexcodec import parse_lower_hex
 from pgkms.tools.stopping import Stopped, stop_on_sigterm
 from pgkms.upgrade import copy_keys_for_upgrade
 from pgkms.wrap import unwrap, wrap
@@ -59,8 +59,9 @@ class UnsupportedOperation(KmsError):
 class Request:
     """Typed access to a request's fields; every accessor names the field it rejects."""
 
-    def __init__(self, raw: Json) -> None:
+    def __init__(self, raw: Json, fs: FileSystem | None = None) -> None:
         self.raw = raw
+        self.fs = fs  # the filesystem of directory ops; None: the real one (OsFileSystem)
 
     def _get(self, name: str, kind: type, optional: bool = False) -> Any:
         if name not in self.raw or (optional and self.raw[name] is None):
@@ -130,14 +131,12 @@ class Request:
             ) from None
 
 
-_HEX = re.compile(r"(?:[0-9a-f]{2})*")
-
-
 def _unhex(value: str, name: str) -> bytes:
     """ADP_02: lowercase hex, an even number of digits, nothing else (no spaces, no prefix)."""
-    if not _HEX.fullmatch(value):
+    data = parse_lower_hex(value)
+    if data is None:
         raise MalformedRequest(f"field {name!r}: expected lowercase hex with an even length")
-    return bytes.fromhex(value)
+    return data
 
 
 def _wrap_keys(req: Request) -> WrapKeys:
@@ -228,12 +227,11 @@ class _Disk:
     (``trace_fs``, ADP_05); ``result`` adds the trace to the operation's result."""
 
     def __init__(self, req: Request, datadir: str, old_datadir: str | None = None) -> None:
+        base = req.fs or OsFileSystem()
         self.tracer = (
-            TracingFileSystem(OsFileSystem(), datadir, old_datadir)
-            if req.flag("trace_fs")
-            else None
+            TracingFileSystem(base, datadir, old_datadir) if req.flag("trace_fs") else None
         )
-        self.fs: FileSystem = self.tracer or OsFileSystem()
+        self.fs: FileSystem = self.tracer or base
 
     def result(self, result: Json) -> Json:
         return result if self.tracer is None else {**result, "fs_trace": self.tracer.trace}
@@ -349,8 +347,9 @@ def _reject_extra_fields(raw: Json, allowed: frozenset[str]) -> None:
         raise MalformedRequest(f"unknown field(s): {', '.join(extra)}")
 
 
-def handle_line(line: str | bytes) -> tuple[Json, bool]:
-    """Answer one request line; the flag says whether the session should end."""
+def handle_line(line: str | bytes, fs: FileSystem | None = None) -> tuple[Json, bool]:
+    """Answer one request line; the flag says whether the session should end. ``fs`` is for
+    callers in process (the harness's oracle): the adapter itself uses the real filesystem."""
     request_id: Any = None
     try:
         try:
@@ -375,7 +374,7 @@ def handle_line(line: str | bytes) -> tuple[Json, bool]:
             raise UnsupportedOperation(f"operation {op!r} is not supported")
         fields, handler = OPERATIONS[op]
         _reject_extra_fields(raw, fields)  # before any effect on disk
-        return {"id": request_id, "ok": True, "result": handler(Request(raw))}, False
+        return {"id": request_id, "ok": True, "result": handler(Request(raw, fs))}, False
     except KmsError as exc:
         error = {"code": exc.code, "message": exc.message}
     except Exception as exc:  # the adapter must answer, whatever happened
