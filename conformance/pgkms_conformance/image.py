@@ -276,7 +276,7 @@ def differences(
             out.append((change_rule, f"{rel} is {got.describe()}, expected {want.describe()}"))
             continue
         if want.mode != got.mode:
-            rule = "DISK_01" if want.is_dir else "DISK_02"
+            rule = "DISK_01" if want.is_dir else "DISK_09"
             out.append((rule, f"{rel} has mode {got.mode:04o}, expected {want.mode:04o}"))
         if want.content is None or got.content is None:
             continue

@@ -3,7 +3,7 @@
 Durability (DISK_07): new files are created with O_EXCL, written in full and fsynced; a
 directory is fsynced after its entries change; the caller fsyncs the data directory after a key
 directory appears, disappears or is renamed. Modes are set explicitly, since the umask could
-otherwise remove bits (DISK_01, DISK_02).
+otherwise remove bits (DISK_01, DISK_09).
 
 The environment (ENV_01..ENV_04): nothing here follows a symbolic link inside the data
 directory. Entries are examined with ``lstat``, key directories are listed through a descriptor

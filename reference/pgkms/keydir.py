@@ -1,12 +1,12 @@
 """The key directory: its files, their checks in the spec's order, durable writes.
 
 Chapter ``spec/chapters/on-disk-format.rst``: DISK_01 (``pg_cryptokeys``, mode 0700), DISK_02
-(one file per key, named ``0000``..``0002``, mode 0600), DISK_06 (exactly those three files,
-checked in a fixed order, the first failure wins) and DISK_07 (each file created exclusively,
-written and fsynced, then the directory fsynced). The record inside each file is ``record.py``
-(DISK_03..DISK_05). DISK_06's order includes the environment's checks on each entry: never
-through a symbolic link (ENV_01), never a special file (ENV_02), a bounded read (ENV_03), no
-more open than the group mode (ENV_05).
+(one file per key, named ``0000``..``0002``), DISK_09 (each created mode 0600), DISK_06
+(exactly those three files, checked in a fixed order, the first failure wins) and DISK_07
+(each file created exclusively, written and fsynced, then the directory fsynced). The record
+inside each file is ``record.py`` (DISK_03..DISK_05). DISK_06's order includes the
+environment's checks on each entry: never through a symbolic link (ENV_01), never a special
+file (ENV_02), a bounded read (ENV_03), no more open than the group mode (ENV_05).
 
 A directory holds a *complete* key set when it contains exactly ``0000``, ``0001`` and ``0002``,
 each a well-formed record whose id matches its name. Whether the set also *opens* under a
@@ -111,7 +111,8 @@ def read_key_set(fs: FileSystem, directory: str, check_modes: bool = True) -> li
 
 
 def write_key_set(fs: FileSystem, directory: str, records: list[KeyRecord]) -> None:
-    """DISK_01, DISK_02, DISK_07: create ``directory`` (0700) holding the records (0600 each).
+    """DISK_01, DISK_02, DISK_09, DISK_07: create ``directory`` (0700) holding the records
+    (0600 each).
 
     Each file is created exclusively, written and fsynced, then the directory itself is
     fsynced so that its entries survive a crash. Making the directory's own entry durable is

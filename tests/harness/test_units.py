@@ -56,7 +56,7 @@ def test_differences_name_the_rule(tmp_path: Path) -> None:
     materialise(listing, tmp_path)
     assert snapshot(tmp_path) == listing
     wrong_mode = {**listing, "pg_cryptokeys/0000": Entry(0o644, b"\x00" * 132)}
-    assert [r for r, _ in differences(listing, wrong_mode, True, "BOOT_03", "X")] == ["DISK_02"]
+    assert [r for r, _ in differences(listing, wrong_mode, True, "BOOT_03", "X")] == ["DISK_09"]
     wrong_dir = {**listing, "pg_cryptokeys/": Entry(0o755, None)}
     assert [r for r, _ in differences(listing, wrong_dir, True, "BOOT_03", "X")] == ["DISK_01"]
     extra = {**listing, "pg_cryptokeys_tmp/": Entry(0o700, None)}

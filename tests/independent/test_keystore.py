@@ -42,7 +42,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return log
 
 
-@pytest.mark.req("BOOT_03", "BOOT_04", "DISK_01", "DISK_02", "DISK_07")
+@pytest.mark.req("BOOT_03", "BOOT_04", "DISK_01", "DISK_02", "DISK_09", "DISK_07")
 def test_bootstrap_writes_durably_in_order(tmp_path: Path, journal: list[tuple[str, str]]) -> None:
     keys = Cluster(str(tmp_path)).bootstrap(OLD, Entropy([*KEYS, None, None, None]))
     assert [k.expose() for k in keys.keys] == KEYS

@@ -47,7 +47,9 @@ def datadir(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.mark.req("DISK_01", "DISK_02", "DISK_03", "KDF_01", "WRAP_01", "WRAP_04", "BOOT_03")
+@pytest.mark.req(
+    "DISK_01", "DISK_02", "DISK_09", "DISK_03", "KDF_01", "WRAP_01", "WRAP_04", "BOOT_03"
+)
 def test_bootstrap_byte_layout(datadir: Path) -> None:
     keydir = datadir / "pg_cryptokeys"
     assert stat.S_IMODE(keydir.stat().st_mode) == 0o700

@@ -28,11 +28,9 @@ STILL_COMPOUND: dict[str, str] = {
     # The adapter protocol chapter is rewritten from the protocol definition (proto-def branch).
     # Separate obligations still to split, each needing its own id, harness attribution and
     # mutant.
-    "DISK_02": "the file names and the file mode (0600) are two obligations",
     # Obligations of the toolkit, not of an implementation: no IUT mutant can break them alone,
     # so a split cannot meet the one-mutant-per-requirement rule as it stands.
     "VEC_01": "schema, counts, tcId order, ids, and the runner's refusal",
-    "VEC_02": "canonical serialisation, byte-identical regeneration, the id hash",
     "VEC_04": "citations, notes, acceptable, agreement with the reference",
     "VEC_05": "what a runner reports, and how it runs without inject_randomness",
 }

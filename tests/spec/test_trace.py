@@ -19,10 +19,10 @@ UNKNOWN_WRAP, UNKNOWN_KDF, UNKNOWN_SQL = "WRAP" + "_09", "KDF" + "_02", "SQL" + 
 UNKNOWN_SEC = "SEC" + "_NOPE"
 
 # The requirement IDs of v1: the lead's pinned list, plus the ids split off compound requirements
-# (PASS_11 from PASS_06, DISK_08 from DISK_03, ERR_02 from ERR_01). The spec must define every
-# one of them, with exactly these numbers.
+# (PASS_11 from PASS_06, DISK_08 from DISK_03, ERR_02 from ERR_01, DISK_09 from DISK_02). The
+# spec must define every one of them, with exactly these numbers.
 PINNED = {
-    "PASS": 11, "KDF": 1, "WRAP": 8, "KEY": 3, "DISK": 8, "BOOT": 5, "START": 4, "SQL": 4,
+    "PASS": 11, "KDF": 1, "WRAP": 8, "KEY": 3, "DISK": 9, "BOOT": 5, "START": 4, "SQL": 4,
     "ROT": 8, "REC": 6, "UPG": 1, "ERR": 2, "ADP": 6, "CONC": 3, "ENV": 5,
 }  # fmt: skip
 

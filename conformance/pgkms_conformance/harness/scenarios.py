@@ -332,9 +332,9 @@ def lifecycle(ctx: Context, ws: Workspace, s: Secrets) -> Iterator[Case]:
             "bootstrap",
             "bootstrap",
             boot_params,
-            ("KEY_01", "BOOT_03", "DISK_01", "DISK_02", "DISK_03"),
+            ("KEY_01", "BOOT_03", "DISK_01", "DISK_02", "DISK_09", "DISK_03"),
             content_rule="BOOT_03",
-            change_rule="DISK_02",
+            change_rule="DISK_02",  # a missing or extra key file; a wrong mode is DISK_09
             random_output=not inject,
             opens_with="passphrase",
         ),

@@ -864,7 +864,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "exit_status_ignored", "PASS_03", "a failing command's output is used", exit_status_ignored
     ),
-    Mutant("file_mode_0644", "DISK_02", "key files are created 0644", file_mode_0644),
+    Mutant("file_mode_0644", "DISK_09", "key files are created 0644", file_mode_0644),
     Mutant("dir_mode_0755", "DISK_01", "the key directory is created 0755", dir_mode_0755),
     Mutant(
         "unexpected_file_ignored",

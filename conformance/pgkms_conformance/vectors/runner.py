@@ -281,7 +281,7 @@ _DRAW_RULES: Final = {"bootstrap": "BOOT_03", "rotate": "ROT_03"}
 
 def listing_rule(op: str, expected: ListingJson, found: ListingJson) -> str | None:
     """The requirement the first difference of ``listing_difference`` breaks, when it says:
-    a mode (DISK_01 for a directory, DISK_02 for a file), a record's size or id (DISK_03), or
+    a mode (DISK_01 for a directory, DISK_09 for a file), a record's size or id (DISK_03), or
     the region of its wrapped key that differs (``attribution.wrapped_rule``; a wrong IV or
     ciphertext under injected draws is the op's draw order, BOOT_03 or ROT_03)."""
     for rel in sorted(set(expected) | set(found)):
@@ -291,7 +291,7 @@ def listing_rule(op: str, expected: ListingJson, found: ListingJson) -> str | No
         if want is None or got is None:
             return None  # an entry made or left wrongly: the op's own rule (first cited)
         if "mode" in want and want["mode"] != got.get("mode"):
-            return "DISK_02" if "content" in want else "DISK_01"
+            return "DISK_09" if "content" in want else "DISK_01"
         try:
             a, b = bytes.fromhex(want.get("content", "")), bytes.fromhex(got.get("content", ""))
         except (TypeError, ValueError):

@@ -165,7 +165,16 @@ def _startup_good(
     fam: Family, p: bytes, keys: list[bytes], ivs: list[bytes], good: ListingJson
 ) -> None:
     g = fam.group("startup_good", "key directories that open")
-    reqs = ["START_01", "START_02", "START_03", "DISK_01", "DISK_02", "DISK_03", "KEY_01"]
+    reqs = [
+        "START_01",
+        "START_02",
+        "START_03",
+        "DISK_01",
+        "DISK_02",
+        "DISK_09",
+        "DISK_03",
+        "KEY_01",
+    ]
     g.add(
         "startup",
         {"datadir": good, "passphrase": p.hex()},
@@ -465,7 +474,7 @@ def _bootstrap(
 ) -> None:
     g = fam.group("bootstrap", "bootstrap with injected keys and IVs (BOOT_03)")
     inject = {"keys": _hex_keys(keys), "ivs": _hex_keys(ivs)}
-    reqs = ["BOOT_03", "BOOT_04", "DISK_01", "DISK_02", "DISK_03", "KEY_01", "WRAP_01"]
+    reqs = ["BOOT_03", "BOOT_04", "DISK_01", "DISK_02", "DISK_09", "DISK_03", "KEY_01", "WRAP_01"]
     g.add(
         "bootstrap",
         {"datadir": {}, "passphrase": p.hex(), **inject},

@@ -108,7 +108,17 @@ class _Material:
 def _rotate(fam: Family, m: _Material) -> None:
     g = fam.group("rotate", "rotation with injected IVs")
     ivs = [iv.hex() for iv in m.new_ivs]
-    reqs = ["ROT_01", "ROT_03", "ROT_04", "ROT_05", "ROT_06", "KEY_02", "DISK_01", "DISK_02"]
+    reqs = [
+        "ROT_01",
+        "ROT_03",
+        "ROT_04",
+        "ROT_05",
+        "ROT_06",
+        "KEY_02",
+        "DISK_01",
+        "DISK_02",
+        "DISK_09",
+    ]
     g.add(
         "rotate",
         {
