@@ -14,7 +14,7 @@ from pgkms_conformance.mutants.zoo import mutant_command
 from pgkms_conformance.vectors.runner import REPO_VECTOR_DIR, load_vector_file
 from pgkms_conformance.vectors.triage import BUG_TYPES, bug_types_of, severity
 
-pytestmark = pytest.mark.req("VEC_04", "VEC_05")
+pytestmark = pytest.mark.req("VEC_05", "VEC_11", "VEC_15")
 
 
 def _failed(name: str, *bug_types: str) -> Case:

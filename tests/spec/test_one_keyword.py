@@ -2,9 +2,7 @@
 keyword, and an ``assumption`` item none (it states what is assumed, not what is required).
 
 A requirement with several keywords is split (the extra obligations get ids of their own) or
-rephrased to one keyword where the extra ones only restated it. ``STILL_COMPOUND`` lists the
-ones not yet done, each with what is left; it only shrinks: an entry that has become
-single-keyword fails the test until it is removed.
+rephrased to one keyword where the extra ones only restated it.
 """
 
 from __future__ import annotations
@@ -23,17 +21,6 @@ KEYWORD_RE = re.compile(
 ITEM_RE = re.compile(r"^(\s*)\.\.\s+(req|assumption)::")
 ID_OPTION_RE = re.compile(r"^\s+:id:\s*(\S+)\s*$")
 OPTION_RE = re.compile(r"^\s+:[a-z_]+:")  # the item's options (id, status, tags, links)
-
-STILL_COMPOUND: dict[str, str] = {
-    # The adapter protocol chapter is rewritten from the protocol definition (proto-def branch).
-    # Separate obligations still to split, each needing its own id, harness attribution and
-    # mutant.
-    # Obligations of the toolkit, not of an implementation: no IUT mutant can break them alone,
-    # so a split cannot meet the one-mutant-per-requirement rule as it stands.
-    "VEC_01": "schema, counts, tcId order, ids, and the runner's refusal",
-    "VEC_04": "citations, notes, acceptable, agreement with the reference",
-    "VEC_05": "what a runner reports, and how it runs without inject_randomness",
-}
 
 
 def _items() -> list[tuple[str, str, str, str]]:
@@ -81,17 +68,8 @@ def test_one_keyword_per_requirement_none_per_assumption(item: tuple[str, str, s
     found = _keywords(body)
     if kind == "assumption":
         assert found == [], f"{item_id} ({chapter}) is an assumption but says {found}"
-    elif item_id not in STILL_COMPOUND:
+    else:
         assert len(found) == 1, f"{item_id} ({chapter}) carries {found}: split or rephrase it"
-
-
-@pytest.mark.parametrize("item_id", sorted(STILL_COMPOUND))
-def test_allow_list_only_shrinks(item_id: str) -> None:
-    bodies = {i: body for i, kind, _, body in _items() if kind == "req"}
-    assert item_id in bodies, f"{item_id} is no longer defined: remove it from STILL_COMPOUND"
-    assert len(_keywords(bodies[item_id])) > 1, (
-        f"{item_id} has one keyword now: remove it from STILL_COMPOUND"
-    )
 
 
 def test_keyword_pattern_sees_compound_text() -> None:

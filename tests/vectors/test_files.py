@@ -74,7 +74,7 @@ def test_schemas_are_valid_draft_2020_12_and_closed() -> None:
             assert _open_objects(schema) == PLACEHOLDERS, path
 
 
-@pytest.mark.req("VEC_04")
+@pytest.mark.req("VEC_04", "VEC_07", "VEC_10")
 def test_every_test_cites_requirements_and_explains_flags(vector_files: list[VectorFile]) -> None:
     for vf in vector_files:
         used = set()
@@ -85,6 +85,7 @@ def test_every_test_cites_requirements_and_explains_flags(vector_files: list[Vec
         assert vf.document["numberOfTests"] == sum(1 for _ in vf.tests())
 
 
+@pytest.mark.req("VEC_12")
 def test_acceptable_only_with_a_flag_saying_why(vector_files: list[VectorFile]) -> None:
     for vf in vector_files:
         for _, test in vf.tests():
@@ -105,6 +106,7 @@ def _first_test(doc: dict[str, Any]) -> dict[str, Any]:
     return test
 
 
+@pytest.mark.req("VEC_07", "VEC_08")
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -194,6 +196,7 @@ def test_every_family_may_cite_findings_and_deviations(tmp_path: Path, family: s
     assert load_vector_file(path).family == family
 
 
+@pytest.mark.req("VEC_08")
 def test_a_schema_beside_the_file_is_never_used(tmp_path: Path) -> None:
     path, doc = _copy(tmp_path, "key_record")
     loose = tmp_path / "schemas" / "key_record_schema.json"
@@ -209,6 +212,7 @@ def test_a_schema_beside_the_file_is_never_used(tmp_path: Path) -> None:
         load_vector_file(path)
 
 
+@pytest.mark.req("VEC_09")
 def test_a_directory_skips_json_that_is_no_vector_file(tmp_path: Path) -> None:
     path, doc = _copy(tmp_path, "key_record")
     path.write_text(dumps(doc))
@@ -230,6 +234,7 @@ def test_a_directory_skips_json_that_is_no_vector_file(tmp_path: Path) -> None:
         list(iter_vector_files([tmp_path / "package.json"]))
 
 
+@pytest.mark.req("VEC_11")
 def test_every_project_flag_carries_a_triage(vector_files: list[VectorFile]) -> None:
     for vf in vector_files:
         for flag, entry in vf.document["notes"].items():

@@ -131,7 +131,7 @@ def test_ids_hash_op_and_input() -> None:
     assert ident == hashlib.sha256(compact.encode()).hexdigest()[:16]
 
 
-@pytest.mark.req("VEC_04")
+@pytest.mark.req("VEC_13")
 def test_builder_refuses_an_intent_the_reference_contradicts() -> None:
     fam = Family("demo", ["h"], {})
     g = fam.group("g", "c")
@@ -160,7 +160,7 @@ def test_builder_refuses_an_intent_the_reference_contradicts() -> None:
         )
 
 
-@pytest.mark.req("VEC_04")
+@pytest.mark.req("VEC_04", "VEC_10")
 def test_document_refuses_unexplained_flags_and_missing_requirements() -> None:
     params = {"passphrase": (b"p" * 64).hex(), "purpose": "startup"}
     fam = Family("demo", ["h"], {})

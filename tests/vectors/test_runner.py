@@ -56,6 +56,7 @@ def test_run_file_gives_each_outcome_its_triage(reference_client: AdapterClient)
 
 
 @pytest.mark.parametrize("family", ["wrap", "sql_wrap", "key_directory", "rotation"])
+@pytest.mark.req("VEC_14")
 def test_vectors_pass_without_injected_randomness(
     reference_client: AdapterClient, family: str
 ) -> None:
