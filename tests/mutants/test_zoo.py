@@ -29,16 +29,25 @@ SAFETY_RULES = frozenset(
     {"CONC_01", "CONC_02", "CONC_03", "ENV_01", "ENV_02", "ENV_03", "ENV_04", "ENV_05"}
     | {"PASS_08", "PASS_09", "BOOT_05", "ROT_07", "ROT_08"}
 )
-# Rules only the static vectors judge (PASS_10: a failed command's message is checked on the
-# passphrase_command vectors; PASS_11: only those vectors print more than a pipe holds): those
-# mutants run the vector stage on that file alone.
+# Rules judged most quickly by the static vectors (PASS_10: a failed command's message, checked
+# on the passphrase_command vectors, and by a property whose examples may miss the mutant's case;
+# PASS_11: those vectors print more than a pipe holds): those mutants run the vector stage on
+# that file alone.
 VECTOR_RULES = frozenset({"PASS_10", "PASS_11"})
 VECTOR_SETTINGS = ZooSettings(
     stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "passphrase_command.json",)
 )
+# Mutants that break the pipelining rule of ADP_01: only a pipelined request stream shows it,
+# and the accumulated vector is the harness's pipelined one.
+PIPELINED = frozenset({"one_request_per_read"})
+PIPELINED_SETTINGS = ZooSettings(
+    stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "accumulated.json",)
+)
 
 
 def _settings_for(mutant: Mutant) -> ZooSettings:
+    if mutant.name in PIPELINED:
+        return PIPELINED_SETTINGS
     if mutant.violates in SAFETY_RULES:
         return SAFETY_SETTINGS
     if mutant.violates in VECTOR_RULES:

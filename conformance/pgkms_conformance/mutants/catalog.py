@@ -10,6 +10,7 @@ Patches import ``pgkms_independent`` lazily: the catalog itself can be listed wi
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -581,6 +582,30 @@ def no_directory_fsync() -> None:
     set_method("disk", "_Walk", "sync_here", lambda self: None)  # the removal's own fsyncs
 
 
+# -- the adapter protocol ------------------------------------------------------------------------
+def one_request_per_read() -> None:
+    """ADP_01's pipelining rule broken: the adapter reads its input in chunks and answers only the
+    first request of each, as if a request could arrive only after the previous answer. One
+    request at a time it conforms; with several in flight the others are never answered."""
+    answer = original("adapter", "answer")
+
+    def serve(lines: Any, out: Any) -> None:
+        while True:
+            chunk = lines.read1(1 << 16)
+            if not chunk:
+                return
+            line = chunk.split(b"\n", 1)[0]
+            if not line.strip():
+                continue
+            response, finished = answer(line)
+            out.write(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\n")
+            out.flush()
+            if finished:
+                return
+
+    rebind("adapter", "serve", serve)
+
+
 def create_traced_at_first_write() -> None:
     """A file written in two writes is traced at the first, with that write's size: the trace
     breaks ADP_05's open-then-write rule (one ``create``, every byte written, listed when the
@@ -770,6 +795,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "REC_05",
         "with no valid set, tmp is renamed into place anyway",
         recovery_adopts_invalid_tmp,
+    ),
+    Mutant(
+        "one_request_per_read",
+        "ADP_01",
+        "answers only the first request of each read: requests in flight are lost",
+        one_request_per_read,
     ),
     Mutant(
         "create_traced_at_first_write",
