@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 # Run a module as ``python -m`` would, and write its VmHWM (KiB) to the file named in argv[1]
-# when it exits, however it exits (SystemExit included: atexit handlers run for it).
+# when it exits, however it exits (SystemExit included: atexit handlers run for it). It reads
+# /proc itself rather than importing ``procs.peak_rss_kib``: the import would count in the
+# figure it measures.
 _WRAPPER = """
 import atexit, runpy, sys
 report, module = sys.argv[1], sys.argv[2]
@@ -25,15 +27,6 @@ atexit.register(_record)
 sys.argv = [module] + sys.argv[3:]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
-
-
-def own_peak_kib() -> int:
-    """This process's peak resident set in KiB (VmHWM)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("/proc/self/status has no VmHWM line")
 
 
 def module_command_reporting_peak(report: Path, module: str, *args: str) -> list[str]:

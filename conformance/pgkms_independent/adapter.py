@@ -388,13 +388,18 @@ def answer(line: bytes) -> tuple[Json, bool]:
     return {"id": request_id, "ok": False, "error": error}, False
 
 
+def write_response(out: BinaryIO, response: dict[str, Any]) -> None:
+    """ADP_01: one compact JSON line, flushed at once (the harness may be waiting for it)."""
+    out.write(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\n")
+    out.flush()
+
+
 def serve(lines: Iterable[bytes], out: BinaryIO) -> None:
     for line in lines:
         if not line.strip():
             continue
         response, finished = answer(line)
-        out.write(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\n")
-        out.flush()
+        write_response(out, response)
         if finished:
             return
 

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pgkms_conformance.harness.procs import peak_rss_kib
+
 STRACE = "/usr/bin/strace"
 LOCK_FILE = "pg_cryptokeys.lock"
 
@@ -81,10 +83,9 @@ class Adapter:
 
     def peak_rss_kib(self) -> int:
         """The adapter's peak resident set (VmHWM), while it is alive."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmHWM line")
+        peak = peak_rss_kib(self.proc.pid)
+        assert peak is not None, "the adapter's /proc status has no VmHWM line"
+        return peak
 
     def close(self) -> None:
         if self.proc.poll() is None:

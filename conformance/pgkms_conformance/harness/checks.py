@@ -129,8 +129,9 @@ def differential(ctx: Context, op: str, params: Json, attribute: Attribute) -> M
 
 def compare(
     ctx: Context, op: str, params: Json, attribute: Attribute
-) -> tuple[Mismatch | None, Answer]:
-    """:func:`differential`, also returning the IUT's answer for checks of its message."""
+) -> tuple[Mismatch | None, Answer, Answer]:
+    """:func:`differential`, also returning the oracle's and the IUT's answers (expected,
+    found), for checks that refine the verdict or look at the IUT's message."""
     expected = oracle(op, params)
     found = ctx.ask(op, params)
     request = (Request(op, params),)
@@ -141,10 +142,11 @@ def compare(
             f"error {found.code} whose message contains a secret from the request",
             request,
         )
-        return leak, found
+        return leak, expected, found
     if found.agrees_with(expected):
-        return None, found
-    return Mismatch(attribute(expected, found), expected.summary(), found.summary(), request), found
+        return None, expected, found
+    mismatch = Mismatch(attribute(expected, found), expected.summary(), found.summary(), request)
+    return mismatch, expected, found
 
 
 # -- attribution tables ---------------------------------------------------------------------

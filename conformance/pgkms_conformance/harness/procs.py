@@ -91,6 +91,19 @@ def _children() -> dict[int, list[int]]:
     return out
 
 
+def peak_rss_kib(pid: int | str = "self") -> int | None:
+    """``VmHWM`` (the peak resident set of the process's address space) in KiB, or None when its
+    status cannot be read. Unlike ``ru_maxrss`` it is not inherited across ``execve``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
 def tree_peak_rss_kib(root: int) -> int | None:
     """The sum of ``VmHWM`` (peak resident set) over ``root`` and its live descendants, in KiB;
     None when ``root``'s own status cannot be read (no procfs, another user's process)."""
@@ -99,14 +112,10 @@ def tree_peak_rss_kib(root: int) -> int | None:
     while pending:
         pid = pending.pop()
         pending += children.get(pid, [])
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1])
-                root_read = root_read or pid == root
+        peak = peak_rss_kib(pid)
+        if peak is not None:
+            total += peak
+            root_read = root_read or pid == root
     return total if root_read else None
 
 

@@ -14,15 +14,8 @@ import sys
 import time
 
 from pgkms_conformance.harness.model import Verdict
+from pgkms_conformance.harness.procs import peak_rss_kib
 from pgkms_conformance.harness.run import Config, run_harness
-
-
-def own_peak_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
 def main() -> None:
@@ -44,7 +37,7 @@ def main() -> None:
     ]
     out = {
         "elapsed": elapsed,
-        "maxrss_kib": own_peak_kib(),
+        "maxrss_kib": peak_rss_kib(),
         "aborted": report.aborted.kind if report.aborted else None,
         "aborted_tail": list(report.aborted.stderr_tail) if report.aborted else [],
         "cases": len(report.cases),
