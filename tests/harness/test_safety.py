@@ -9,9 +9,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
+from unittest.mock import patch
 
 import jsonschema
 import pytest
@@ -19,7 +20,7 @@ from pgkms_conformance.cli import main
 from pgkms_conformance.harness import faults, report_json, safety
 from pgkms_conformance.harness.concurrency import MAX_PROCS, MIN_PROCS, run_rounds, schedule
 from pgkms_conformance.harness.hostile_fs import nested, remove_tree, snapshot
-from pgkms_conformance.harness.model import Report, Verdict
+from pgkms_conformance.harness.model import Case, Report, Verdict
 from pgkms_conformance.harness.procs import (
     TAG_VARIABLE,
     LockHolder,
@@ -28,6 +29,7 @@ from pgkms_conformance.harness.procs import (
     tree_peak_rss_kib,
 )
 from pgkms_conformance.harness.run import Config, run_harness
+from pgkms_conformance.harness.safety_kit import Kit
 from pgkms_conformance.mutants.zoo import mutant_command
 
 from tests.harness.helpers import REFERENCE
@@ -56,7 +58,28 @@ def safety_fake(mode: str) -> list[str]:
 
 @cache
 def _reference_safety() -> Report:
-    return run_harness(Config(REFERENCE, stages=("safety", "concurrency"), concurrency_rounds=3))
+    return _reference_safety_run()[0]
+
+
+@cache
+def _reference_safety_run() -> tuple[Report, dict[str, set[str]]]:
+    """One run of the reference through the safety and concurrency stages, shared by the tests
+    that read it; each safety check is wrapped to record the requirements it charged."""
+    charged: dict[str, set[str]] = {check.__name__: set() for check in safety.CHECKS}
+
+    def recording(check: safety.Check) -> safety.Check:
+        def run(kit: Kit) -> Iterator[Case]:
+            for c in check(kit):
+                charged[check.__name__].update(c.requirements[:1])
+                yield c
+
+        return run
+
+    wrapped = {recording(check): check for check in safety.CHECKS}
+    judges = {w: safety.JUDGES[check] for w, check in wrapped.items()}
+    with patch.object(safety, "CHECKS", tuple(wrapped)), patch.object(safety, "JUDGES", judges):
+        config = Config(REFERENCE, stages=("safety", "concurrency"), concurrency_rounds=3)
+        return run_harness(config), charged
 
 
 def _by_req(report: Report, verdict: Verdict) -> set[str]:
@@ -130,6 +153,27 @@ def test_reference_passes_the_safety_and_concurrency_stages() -> None:
     durations = {s.name: s.duration_s for s in report.stages}
     assert durations["safety"] < 120 and durations["concurrency"] < 60, durations
     assert _tagged_leftovers() == []
+
+
+@pytest.mark.req("CONF_01")
+def test_each_safety_check_charges_what_it_declares() -> None:
+    """``JUDGES`` orders a focused run (the mutant zoo's): it must say what each check charges.
+    A passing run charges every declared requirement but ADP_06, which only a command that
+    outlives its IUT is charged to."""
+    _, charged = _reference_safety_run()
+    for check in safety.CHECKS:
+        declared = safety.JUDGES[check]
+        assert charged[check.__name__] <= declared, check.__name__
+        assert declared - charged[check.__name__] <= {"ADP_06"}, check.__name__
+
+
+def test_a_focused_run_puts_the_checks_of_its_requirement_first() -> None:
+    assert safety.in_order(safety.CHECKS, None) == list(safety.CHECKS)
+    focused = safety.in_order(safety.CHECKS, "BOOT_05")
+    assert focused[:2] == [safety.bootstrap_retry_checks, safety.faults]
+    rest = [c for c in safety.CHECKS if c not in focused[:2]]
+    assert focused[2:] == rest
+    assert safety.in_order(safety.CHECKS, "KDF_01") == list(safety.CHECKS)
 
 
 @pytest.mark.req("CONF_02")

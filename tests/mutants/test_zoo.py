@@ -38,10 +38,11 @@ VECTOR_SETTINGS = ZooSettings(
     stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "passphrase_command.json",)
 )
 # Mutants that break the pipelining rule of ADP_01: only a pipelined request stream shows it,
-# and the accumulated vector is the harness's pipelined one.
+# and the accumulated vector is the harness's pipelined one. The unanswered requests cost one
+# request timeout: 3 s is ample for an adapter that answers 10,000 requests in about one.
 PIPELINED = frozenset({"one_request_per_read"})
 PIPELINED_SETTINGS = ZooSettings(
-    stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "accumulated.json",)
+    stages=("vectors",), vector_paths=(REPO_VECTOR_DIR / "accumulated.json",), timeout=3.0
 )
 
 

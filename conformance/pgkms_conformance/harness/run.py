@@ -44,6 +44,9 @@ class Config:
     concurrency_rounds: int = DEFAULT_ROUNDS
     fault_injection: str = "quick"  # the safety stage's strace injections: quick, full, off
     trace_syscalls: bool = False  # durability judged from the IUT's system calls (strace)
+    # A requirement whose checks run first where a stage can order them (the safety stage):
+    # the mutant zoo's, which ends a run at the first failure charged to the mutant's rule.
+    first: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -54,6 +57,7 @@ class Config:
             "concurrency_rounds": self.concurrency_rounds,
             "fault_injection": self.fault_injection,
             "trace_syscalls": self.trace_syscalls,
+            "first": self.first,
             "vectors": [str(p) for p in self.vector_paths],
         }
 
@@ -98,7 +102,7 @@ def run_harness(
             "properties": lambda: run_properties(ctx),
             "scenarios": lambda: run_scenarios(ctx),
             "durability": lambda: run_durability(ctx),
-            "safety": lambda: run_safety(ctx, config.fault_injection),
+            "safety": lambda: run_safety(ctx, config.fault_injection, config.first),
             "concurrency": lambda: run_concurrency(ctx, config.concurrency_rounds),
         }
         for name in config.stages:

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -68,15 +68,23 @@ LONG_OUTPUT_BYTES: Final = 70_000
 Check = Callable[[Kit], Iterator[Case]]
 
 
-def run_safety(ctx: Context, fault_mode: str = "quick") -> Iterator[Case]:
+def run_safety(ctx: Context, fault_mode: str = "quick", first: str | None = None) -> Iterator[Case]:
+    """The stage's checks in ``CHECKS`` order; with ``first``, the checks that judge that
+    requirement (``JUDGES``) before the others (the mutant zoo ends a run at its first failure
+    charged to the mutant's rule, and most of these checks wait on bounds of seconds)."""
     kit = Kit(ctx, list(ctx.session.command), SafeWorkspace(), Secrets.derive(ctx.seed))
     kit.fault_mode = fault_mode
     try:
         kit.prepare()
-        for check in CHECKS:
+        for check in in_order(CHECKS, first):
             yield from check(kit)
     finally:
         kit.close()
+
+
+def in_order(checks: Iterable[Check], first: str | None) -> list[Check]:
+    """``checks``, those that judge ``first`` moved to the front (otherwise in their order)."""
+    return sorted(checks, key=lambda check: first not in JUDGES.get(check, ()))
 
 
 # -- helpers --
@@ -664,3 +672,17 @@ CHECKS: Final[tuple[Check, ...]] = (
     bootstrap_retry_checks,
     faults,
 )
+# The requirements each check charges its cases to (a test holds this to what they yield).
+JUDGES: Final[dict[Check, frozenset[str]]] = {
+    lock_checks: frozenset({"CONC_01", "CONC_02"}),
+    pidfile_checks: frozenset({"CONC_03"}),
+    symlink_checks: frozenset({"ENV_01"}),
+    special_file_checks: frozenset({"ENV_02"}),
+    size_checks: frozenset({"ENV_03"}),
+    depth_checks: frozenset({"ENV_04"}),
+    permission_checks: frozenset({"ENV_05"}),
+    long_output_checks: frozenset({"PASS_11"}),
+    command_checks: frozenset({"PASS_08", "PASS_09", "ADP_06"}),
+    bootstrap_retry_checks: frozenset({"BOOT_05", "BOOT_01"}),
+    faults: frozenset({"ROT_07", "ROT_08", "BOOT_05", "CONC_01"}),  # and the paused rotation
+}

@@ -65,6 +65,7 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
         seed=settings.seed,
         timeout=settings.timeout,
         stages=settings.stages,
+        first=None if settings.full_runs else mutant.violates,
     )
     t0 = time.monotonic()
     stop_when = None if settings.full_runs else _charged_to(mutant.violates)
