@@ -35,9 +35,11 @@ def mutants(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (CI profile: derandomized hypothesis)."""
+    """The whole test suite (CI profile: derandomized hypothesis), on every core (pytest-xdist;
+    ``nox -s tests -- -n 0`` runs it in one process)."""
     _install(session)
-    session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+    parallel = ["--numprocesses", "auto", "--dist", "worksteal"]
+    session.run("pytest", *parallel, *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
 @nox.session

@@ -22,7 +22,7 @@ from pgkms_conformance.bundled import BUNDLED
 from pgkms_conformance.protocol import schema
 from pgkms_conformance.protocol.client import AdapterClient
 
-from tests.differential.conftest import count
+from tests.differential.fuzz_counts import count
 from tests.differential.test_bytes import tree
 from tests.differential.twins import INDEPENDENT, REFERENCE
 

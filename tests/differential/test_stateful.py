@@ -28,7 +28,7 @@ from pgkms_conformance.bundled import BUNDLED
 from pgkms_conformance.protocol.client import AdapterClient, Response
 
 from tests.differential import strategies as s
-from tests.differential.conftest import count
+from tests.differential.fuzz_counts import count
 from tests.differential.test_bytes import tree
 
 PASSPHRASES = [

@@ -103,14 +103,19 @@ def _cmdline(pid: int) -> str:
 
 
 def _tagged_now() -> list[int]:
+    """Tagged live processes started from this test process: under pytest-xdist, those that also
+    carry this worker's name (its children inherit it; another worker's runs are not ours)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    ours = f"PYTEST_XDIST_WORKER={worker}".encode() if worker else None
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                environ = (entry / "environ").read_bytes()
+                environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if f"{TAG_VARIABLE}=".encode() in environ and alive(int(entry.name)):
+            tagged = any(v.startswith(f"{TAG_VARIABLE}=".encode()) for v in environ)
+            if tagged and (ours is None or ours in environ) and alive(int(entry.name)):
                 found.append(int(entry.name))
     return found
 

@@ -208,7 +208,7 @@ def _dead_pid() -> int:
 @pytest.mark.parametrize(
     ("first_line", "refused"),
     [
-        (str(os.getpid()).encode(), True),  # a live process (this test)
+        ("live", True),  # a live process (this test): its pid is written when the test runs
         (b"not a pid", True),
         (b"", True),
         (b"-1", True),  # never kill(-1, 0): that would probe every process
@@ -216,9 +216,14 @@ def _dead_pid() -> int:
         (None, False),  # a stale PID: the server that wrote it is gone
     ],
 )
-def test_postmaster_pid(tmp_path: Path, first_line: bytes | None, refused: bool) -> None:
+def test_postmaster_pid(tmp_path: Path, first_line: bytes | str | None, refused: bool) -> None:
     datadir, old, new = make_cluster(tmp_path)
-    _write_pid_file(datadir, str(_dead_pid()).encode() if first_line is None else first_line)
+    if first_line is None:
+        first_line = str(_dead_pid()).encode()
+    elif first_line == "live":
+        first_line = str(os.getpid()).encode()
+    assert isinstance(first_line, bytes)
+    _write_pid_file(datadir, first_line)
     before = snapshot(datadir)
     done = _rotate(datadir, old, new)
     if refused:
