@@ -26,6 +26,7 @@ def main() -> None:
         timeout=spec["timeout"],
         stages=tuple(spec["stages"]),
         replay_dir=spec["replay_dir"],
+        max_failures=spec.get("max_failures", 3),
     )
     t0 = time.monotonic()
     report = run_harness(config)
