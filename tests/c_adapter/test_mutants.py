@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pgkms_conformance.harness.model import Verdict
+from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.protocol.client import AdapterClient
 
@@ -144,6 +144,10 @@ PRIMARY = {
 }
 
 
+def _charged_to(rule: str) -> Callable[[Case], bool]:
+    return lambda case: case.primary == rule
+
+
 @pytest.mark.req("BOOT_04", "ROT_04", "ROT_05", "ROT_06", "REC_03", "REC_04", "DISK_07")
 def test_the_harness_catches_each_mutant_from_its_system_calls(c_adapter: Built) -> None:
     make(c_adapter.build_dir, "mutants")
@@ -152,7 +156,7 @@ def test_the_harness_catches_each_mutant_from_its_system_calls(c_adapter: Built)
         binary = c_adapter.build_dir / f"mutant-{name}"
         config = Config([str(binary)], stages=("durability",), trace_syscalls=True)
         # As the zoo does: the run ends at the first failure charged to the mutant's rule.
-        report = run_harness(config, stop_when=lambda case, want=want: case.primary == want)
+        report = run_harness(config, stop_when=_charged_to(want))
         failed = [c for c in report.cases if c.verdict is Verdict.FAILED]
         assert failed, f"{name}: the harness passed it"
         primaries = {c.primary for c in failed if c.primary is not None}
