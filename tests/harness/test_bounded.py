@@ -67,12 +67,27 @@ def test_a_raw_secret_across_lines_is_withheld_line_by_line() -> None:
 
 
 @pytest.mark.req("ERR_02")
+def test_a_secret_registered_again_is_replaced_in_place_again() -> None:
+    redactor = Redactor(recent_bytes=16 * 1024)
+    secret = drbg_bytes("registered twice", 40)
+    redactor.add(secret)
+    redactor.add(secret)  # a repeat: from the cache of forms
+    assert redactor.scrub(f"x {secret.hex()} y") == "x <redacted 40-byte secret> y"
+    for filler in range(2000):  # pushes it out of both bounded tiers
+        redactor.add(drbg_bytes(f"filler {filler}", 40))
+    assert redactor.scrub(f"x {secret.hex()} y") == WITHHELD  # the fingerprints still hold it
+    redactor.add(secret)
+    assert redactor.scrub(f"x {secret.hex()} y") == "x <redacted 40-byte secret> y"
+
+
+@pytest.mark.req("ERR_02")
 def test_redactor_memory_is_bounded_and_innocent_text_passes() -> None:
     redactor = Redactor(recent_bytes=64 * 1024)
     secrets = [drbg_bytes(f"many {i}", 64) for i in range(20000)]
     for secret in secrets:
         redactor.add(secret)
     assert redactor._recent_bytes <= 64 * 1024
+    assert redactor._forms_of_bytes <= 64 * 1024  # the repeats' cache is bounded alike
     for secret in secrets[:50] + secrets[-50:]:  # the oldest (fingerprints) and the newest
         assert secret.hex() not in redactor.scrub(f"leaked {secret.hex()}")
     innocent = "the IUT answered key_directory_missing for /tmp/pgkms-harness-x/d3/pg_cryptokeys"

@@ -52,7 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-default-vectors", action="store_true", help="skip the repository's vectors/"
     )
     parser.add_argument(
-        "--examples", type=int, default=100, metavar="N", help="examples per property (default 100)"
+        "--examples",
+        type=int,
+        default=100,
+        metavar="N",
+        help="random requests per property (default 100; drawn ten per hypothesis example)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, metavar="S", help="seed of the generated inputs (default 0)"

@@ -81,6 +81,10 @@ def secret_forms(secret: bytes) -> list[str]:
     return [f for f in dict.fromkeys(forms) if len(f) >= _MIN_SECRET_LEN]
 
 
+def _held_bytes(secret: bytes, forms: list[str]) -> int:
+    return len(secret) + sum(len(f) for f in forms) + _FORM_OVERHEAD * (1 + len(forms))
+
+
 class Redactor:
     """Collects secrets; ``scrub`` removes every known form of every one from a text.
 
@@ -102,14 +106,18 @@ class Redactor:
         self._recent_bytes = 0
         self._recent_limit = recent_bytes
         self._fingerprints = Fingerprints()
+        # The forms of the secrets registered lately, so that one registered again (a run sends
+        # the same keys many times: most registrations are repeats) costs neither its forms nor
+        # its fingerprints (already in the filter) again. Bounded as the exact tier is.
+        self._forms_of: OrderedDict[bytes, list[str]] = OrderedDict()
+        self._forms_of_bytes = 0
         self.registered = 0  # secrets registered (with repeats): for measurements
 
     def add(self, secret: bytes) -> None:
         if len(secret) < _MIN_SECRET_LEN:
             return
         self.registered += 1
-        self._fingerprints.add(secret)
-        for form in secret_forms(secret):
+        for form in self._forms(secret):
             if form in self._recent:
                 self._recent.move_to_end(form)
                 continue
@@ -118,6 +126,21 @@ class Redactor:
         while self._recent_bytes > self._recent_limit and len(self._recent) > 1:
             form, _ = self._recent.popitem(last=False)
             self._recent_bytes -= len(form) + _FORM_OVERHEAD
+
+    def _forms(self, secret: bytes) -> list[str]:
+        """``secret_forms(secret)``, fingerprinting a secret the first time it is seen lately."""
+        forms = self._forms_of.get(secret)
+        if forms is not None:
+            self._forms_of.move_to_end(secret)
+            return forms
+        self._fingerprints.add(secret)
+        forms = secret_forms(secret)
+        self._forms_of[secret] = forms
+        self._forms_of_bytes += _held_bytes(secret, forms)
+        while self._forms_of_bytes > self._recent_limit and len(self._forms_of) > 1:
+            old, old_forms = self._forms_of.popitem(last=False)
+            self._forms_of_bytes -= _held_bytes(old, old_forms)
+        return forms
 
     def add_hex(self, value: str) -> None:
         try:
