@@ -7,7 +7,9 @@ interleaved rounds: one request at a time (send, wait for the answer), and pipel
 of requests in flight, answers read in order: what the protocol allows, by default the
 harness's own window, ``DEFAULT_WINDOW``). The pipe is driven directly, not through the
 harness's client, so the figure is the adapter's own; beside it, the adapter's CPU time per
-answer (from ``/proc``), which a busy machine disturbs less than the rate.
+answer (from ``/proc``), which a busy machine disturbs less than the rate. The last row is a
+minimal Python echo of the protocol (``ECHO``) measured the same way: the adapters' figures are
+best read as fractions of it.
 
 A full run is what ``nox -s main`` does (every stage, the repository's vectors, the default
 examples); its cost is split into the harness's CPU time and the IUT's (children's) CPU time.
@@ -31,6 +33,16 @@ from pgkms_conformance.harness.vector_stage import default_vector_paths
 from pgkms_conformance.protocol.client import DEFAULT_WINDOW
 
 REQUEST = {"op": "derive_kek", "passphrase": "ab" * 64}
+# The yardstick measured beside the adapters: the least Python JSON-lines program that answers
+# every request (parse, answer, flush), so a figure can be read as a fraction of what Python
+# and a pipe allow on this machine today (a shared machine's speed varies from day to day).
+ECHO = (
+    "import json, sys\n"
+    "for line in sys.stdin:\n"
+    "    request = json.loads(line)\n"
+    "    sys.stdout.write(json.dumps({'id': request['id'], 'ok': True, 'result': {}}) + '\\n')\n"
+    "    sys.stdout.flush()\n"
+)
 
 
 def _line(request_id: int) -> bytes:
@@ -92,7 +104,8 @@ def show_round_trips(seconds: float, rounds: int, window: int) -> None:
         "adapter's median CPU time per answer:"
     )
     print(f"{'implementation':<14}{'one at a time':>34}{f'window {window}':>34}")
-    for name, command in BUNDLED.items():
+    commands = {**BUNDLED, "minimal echo": [sys.executable, "-c", ECHO]}
+    for name, command in commands.items():
         figures: dict[int, list[tuple[float, float]]] = {1: [], window: []}
         for _ in range(rounds):
             for w, measured in figures.items():
