@@ -28,7 +28,7 @@ from pgkms_conformance.harness.procs import (
     reaped_pid,
     tree_peak_rss_kib,
 )
-from pgkms_conformance.harness.run import Config, run_harness
+from pgkms_conformance.harness.run import STAGES, Config, run_harness, stage_order
 from pgkms_conformance.harness.safety_kit import Kit
 from pgkms_conformance.mutants.zoo import mutant_command
 
@@ -343,3 +343,13 @@ def test_snapshots_and_removal_survive_hostile_trees(tmp_path: Path) -> None:
     remove_tree(root)
     assert not root.exists()
     assert (victim / "keep").read_text() == "keep"
+
+
+def test_a_focused_run_on_a_safety_rule_runs_the_safety_stage_after_protocol() -> None:
+    assert stage_order(STAGES, None) == list(STAGES)
+    assert stage_order(STAGES, "KDF_01") == list(STAGES)
+    focused = stage_order(STAGES, "ENV_02")
+    assert focused[:2] == ["protocol", "safety"]
+    assert sorted(focused) == sorted(STAGES)
+    assert stage_order(("vectors", "safety"), "ROT_07") == ["safety", "vectors"]
+    assert stage_order(("vectors",), "ROT_07") == ["vectors"]

@@ -20,6 +20,7 @@ from pgkms_conformance.harness.properties import PROPERTIES, Property, run_prope
 from pgkms_conformance.harness.protocol_stage import run_protocol
 from pgkms_conformance.harness.redact import Redactor
 from pgkms_conformance.harness.replay import ReplayWriter
+from pgkms_conformance.harness.safety import JUDGES as SAFETY_JUDGES
 from pgkms_conformance.harness.safety import run_safety
 from pgkms_conformance.harness.scenarios import drbg, run_scenarios
 from pgkms_conformance.harness.session import IutSession, RunAborted
@@ -44,8 +45,9 @@ class Config:
     concurrency_rounds: int = DEFAULT_ROUNDS
     fault_injection: str = "quick"  # the safety stage's strace injections: quick, full, off
     trace_syscalls: bool = False  # durability judged from the IUT's system calls (strace)
-    # A requirement whose checks run first where a stage can order them (the safety stage):
-    # the mutant zoo's, which ends a run at the first failure charged to the mutant's rule.
+    # A requirement whose checks run first where the harness knows which judge it (the safety
+    # stage's, ``stage_order``): the mutant zoo's, which ends a run at the first failure charged
+    # to the mutant's rule.
     first: str | None = None
 
     def as_json(self) -> dict[str, object]:
@@ -105,7 +107,7 @@ def run_harness(
             "safety": lambda: run_safety(ctx, config.fault_injection, config.first),
             "concurrency": lambda: run_concurrency(ctx, config.concurrency_rounds),
         }
-        for name in config.stages:
+        for name in stage_order(config.stages, config.first):
             if session.aborted is not None:
                 break
             progress.begin(name)
@@ -128,6 +130,20 @@ def run_harness(
     report.duration_s = time.monotonic() - started
     report.replay_dir = str(replays.directory) if replays.directory else None
     return report
+
+
+def stage_order(stages: Iterable[str], first: str | None) -> list[str]:
+    """``stages`` in their order; with ``first``, the safety stage right after the protocol stage
+    when its checks judge that rule (its ``JUDGES``): a focused run (the mutant zoo's) then does
+    not first spend the vector, property, scenario and durability stages on a rule they never
+    judge. Protocol robustness stays first: an IUT that breaks there is judged by it."""
+    order = list(stages)
+    judged_by_safety = first is not None and any(first in rules for rules in SAFETY_JUDGES.values())
+    if not judged_by_safety or "safety" not in order:
+        return order
+    order.remove("safety")
+    at = 1 if order[:1] == ["protocol"] else 0
+    return [*order[:at], "safety", *order[at:]]
 
 
 def _run_stage(
