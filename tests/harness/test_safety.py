@@ -353,3 +353,8 @@ def test_a_focused_run_on_a_safety_rule_runs_the_safety_stage_after_protocol() -
     assert sorted(focused) == sorted(STAGES)
     assert stage_order(("vectors", "safety"), "ROT_07") == ["safety", "vectors"]
     assert stage_order(("vectors",), "ROT_07") == ["vectors"]
+    # no vector cites the rule: the vector stage goes last
+    uncited = stage_order(STAGES, "WRAP_03", vectors_cite=False)
+    assert uncited[0] == "protocol" and uncited[-1] == "vectors"
+    assert stage_order(STAGES, "WRAP_03", vectors_cite=True) == list(STAGES)
+    assert stage_order(STAGES, None, vectors_cite=False) == list(STAGES)

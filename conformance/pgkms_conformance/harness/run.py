@@ -28,6 +28,7 @@ from pgkms_conformance.harness.syscalls import SyscallSource
 from pgkms_conformance.harness.syscalls import probe as probe_syscall_tracing
 from pgkms_conformance.harness.vector_stage import load_vectors, run_vectors
 from pgkms_conformance.protocol.client import AdapterFailure
+from pgkms_conformance.vectors.runner import VectorFile
 
 STAGES = ("protocol", "vectors", "properties", "scenarios", "durability", "safety", "concurrency")
 
@@ -107,7 +108,8 @@ def run_harness(
             "safety": lambda: run_safety(ctx, config.fault_injection, config.first),
             "concurrency": lambda: run_concurrency(ctx, config.concurrency_rounds),
         }
-        for name in stage_order(config.stages, config.first):
+        cited = _cited_by_vectors(files, config.first)
+        for name in stage_order(config.stages, config.first, cited):
             if session.aborted is not None:
                 break
             progress.begin(name)
@@ -132,18 +134,40 @@ def run_harness(
     return report
 
 
-def stage_order(stages: Iterable[str], first: str | None) -> list[str]:
-    """``stages`` in their order; with ``first``, the safety stage right after the protocol stage
-    when its checks judge that rule (its ``JUDGES``): a focused run (the mutant zoo's) then does
-    not first spend the vector, property, scenario and durability stages on a rule they never
-    judge. Protocol robustness stays first: an IUT that breaks there is judged by it."""
+def stage_order(stages: Iterable[str], first: str | None, vectors_cite: bool = True) -> list[str]:
+    """``stages`` in their order, or, for a focused run (``first``: the mutant zoo's), an order
+    that reaches the checks of that rule sooner, so the run stops sooner at its failure:
+
+    * the safety stage right after the protocol stage when its checks judge the rule (its
+      ``JUDGES``);
+    * the vector stage last when no vector loaded cites the rule (``vectors_cite``): its
+      thousands of requests would be spent before the stages that judge it.
+
+    Every stage still runs until the run stops, so a failure is never missed, only met later.
+    Protocol robustness stays first: an IUT that breaks there is judged by it.
+    """
     order = list(stages)
-    judged_by_safety = first is not None and any(first in rules for rules in SAFETY_JUDGES.values())
-    if not judged_by_safety or "safety" not in order:
+    if first is None:
         return order
-    order.remove("safety")
-    at = 1 if order[:1] == ["protocol"] else 0
-    return [*order[:at], "safety", *order[at:]]
+    if not vectors_cite and "vectors" in order:
+        order.remove("vectors")
+        order.append("vectors")
+    if "safety" in order and any(first in rules for rules in SAFETY_JUDGES.values()):
+        order.remove("safety")
+        at = 1 if order[:1] == ["protocol"] else 0
+        order.insert(at, "safety")
+    return order
+
+
+def _cited_by_vectors(files: Iterable[VectorFile], requirement: str | None) -> bool:
+    """Could the vector stage charge a failure to ``requirement``? When a vector cites it, and
+    for ADP_01, to which every stage charges a protocol failure (the pipelined accumulated
+    vector is where a pipelining fault shows)."""
+    if requirement == "ADP_01":
+        return True
+    return requirement is not None and any(
+        requirement in test.get("requirements", ()) for f in files for _, test in f.tests()
+    )
 
 
 def _run_stage(
