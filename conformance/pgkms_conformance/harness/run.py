@@ -26,9 +26,9 @@ from pgkms_conformance.harness.scenarios import drbg, run_scenarios
 from pgkms_conformance.harness.session import IutSession, RunAborted
 from pgkms_conformance.harness.syscalls import SyscallSource
 from pgkms_conformance.harness.syscalls import probe as probe_syscall_tracing
-from pgkms_conformance.harness.vector_stage import load_vectors, run_vectors
+from pgkms_conformance.harness.vector_stage import cites, load_vectors, run_vectors
 from pgkms_conformance.protocol.client import AdapterFailure
-from pgkms_conformance.vectors.runner import VectorFile
+from pgkms_conformance.vectors.runner import Json
 
 STAGES = ("protocol", "vectors", "properties", "scenarios", "durability", "safety", "concurrency")
 
@@ -101,23 +101,24 @@ def run_harness(
                 print(f"syscall tracing unavailable: {ctx.syscalls_unavailable}", file=sys.stderr)
         stages: dict[str, Callable[[], Iterable[Case]]] = {
             "protocol": lambda: run_protocol(ctx),
-            "vectors": lambda: run_vectors(ctx, files),
+            "vectors": lambda: run_vectors(ctx, files, _cited(config.first)),
+            VECTORS_REST: lambda: run_vectors(ctx, files, _not_cited(config.first)),
             "properties": lambda: run_properties(ctx),
             "scenarios": lambda: run_scenarios(ctx),
             "durability": lambda: run_durability(ctx),
             "safety": lambda: run_safety(ctx, config.fault_injection, config.first),
             "concurrency": lambda: run_concurrency(ctx, config.concurrency_rounds),
         }
-        cited = _cited_by_vectors(files, config.first)
-        for name in stage_order(config.stages, config.first, cited):
+        for name in stage_order(config.stages, config.first):
             if session.aborted is not None:
                 break
-            progress.begin(name)
+            shown = "vectors" if name == VECTORS_REST else name
+            progress.begin(shown)
             t0 = time.monotonic()
             cases, stopped = _run_stage(stages[name](), stop_when)
             report.cases += cases
             report.stages.append(
-                StageSummary(name, time.monotonic() - t0, Counter(c.verdict for c in cases))
+                StageSummary(shown, time.monotonic() - t0, Counter(c.verdict for c in cases))
             )
             if stopped:
                 break
@@ -134,24 +135,29 @@ def run_harness(
     return report
 
 
-def stage_order(stages: Iterable[str], first: str | None, vectors_cite: bool = True) -> list[str]:
+# A focused run's second part of the vector stage (``stage_order``), reported as "vectors".
+VECTORS_REST = "vectors, the rest"
+
+
+def stage_order(stages: Iterable[str], first: str | None) -> list[str]:
     """``stages`` in their order, or, for a focused run (``first``: the mutant zoo's), an order
     that reaches the checks of that rule sooner, so the run stops sooner at its failure:
 
     * the safety stage right after the protocol stage when its checks judge the rule (its
       ``JUDGES``);
-    * the vector stage last when no vector loaded cites the rule (``vectors_cite``): its
-      thousands of requests would be spent before the stages that judge it.
+    * the vector stage split in two: in its place only the vectors that cite the rule, and the
+      others (``VECTORS_REST``, thousands of requests) after every other stage. Not for ADP_01,
+      to which every stage charges protocol failures and whose pipelining faults the
+      accumulated vector shows first.
 
-    Every stage still runs until the run stops, so a failure is never missed, only met later.
+    Every check still runs until the run stops, so a failure is never missed, only met later.
     Protocol robustness stays first: an IUT that breaks there is judged by it.
     """
     order = list(stages)
     if first is None:
         return order
-    if not vectors_cite and "vectors" in order:
-        order.remove("vectors")
-        order.append("vectors")
+    if "vectors" in order and first != "ADP_01":
+        order.append(VECTORS_REST)
     if "safety" in order and any(first in rules for rules in SAFETY_JUDGES.values()):
         order.remove("safety")
         at = 1 if order[:1] == ["protocol"] else 0
@@ -159,15 +165,16 @@ def stage_order(stages: Iterable[str], first: str | None, vectors_cite: bool = T
     return order
 
 
-def _cited_by_vectors(files: Iterable[VectorFile], requirement: str | None) -> bool:
-    """Could the vector stage charge a failure to ``requirement``? When a vector cites it, and
-    for ADP_01, to which every stage charges a protocol failure (the pipelined accumulated
-    vector is where a pipelining fault shows)."""
-    if requirement == "ADP_01":
-        return True
-    return requirement is not None and any(
-        requirement in test.get("requirements", ()) for f in files for _, test in f.tests()
-    )
+def _cited(first: str | None) -> Callable[[Json], bool] | None:
+    """The vector tests a focused run runs in the vector stage's place (all in a normal run)."""
+    if first is None or first == "ADP_01":
+        return None
+    return cites(first)
+
+
+def _not_cited(first: str | None) -> Callable[[Json], bool]:
+    cited = _cited(first)
+    return lambda test: cited is not None and not cited(test)
 
 
 def _run_stage(

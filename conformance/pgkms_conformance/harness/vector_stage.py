@@ -11,7 +11,7 @@ never judged: a failure that matches the observed behaviour says so and still fa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from pgkms_conformance.protocol.client import AdapterFailure
 from pgkms_conformance.vectors.runner import (
     MANIFEST,
     REPO_VECTOR_DIR,
+    Json,
     Outcome,
     VectorFile,
     Warn,
@@ -147,13 +148,24 @@ def _with_triage(case: Case, test: dict[str, Any], notes: dict[str, Any]) -> Cas
     return replace(case, bug_types=bug_types_of(flags, notes), source=source, detail=detail)
 
 
-def run_vectors(ctx: Context, files: Sequence[VectorFile]) -> Iterator[Case]:
+def cites(requirement: str) -> Callable[[Json], bool]:
+    """Is ``requirement`` among a vector test's requirements?"""
+    return lambda test: requirement in test.get("requirements", ())
+
+
+def run_vectors(
+    ctx: Context, files: Sequence[VectorFile], keep: Callable[[Json], bool] | None = None
+) -> Iterator[Case]:
+    """Every test of ``files`` in file order, or those ``keep`` is true of (a focused run splits
+    the stage in two: ``harness.run.stage_order``)."""
     caps = ctx.session.capabilities
     for vector_file in files:
         where = _display_path(vector_file.path)
         notes = vector_file.document.get("notes", {})
         provenance = _provenance(vector_file.document)
         for group, test in vector_file.tests():
+            if keep is not None and not keep(test):
+                continue
             ctx.redactor.add_json(test.get("input"))
             source: dict[str, Any] = {
                 "file": where,
