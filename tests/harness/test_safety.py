@@ -28,15 +28,8 @@ from pgkms_conformance.harness.procs import (
     reaped_pid,
     tree_peak_rss_kib,
 )
-from pgkms_conformance.harness.run import (
-    STAGES,
-    VECTORS_REST,
-    Config,
-    run_harness,
-    stage_order,
-)
+from pgkms_conformance.harness.run import Config, run_harness
 from pgkms_conformance.harness.safety_kit import Kit
-from pgkms_conformance.harness.vector_stage import default_vector_paths
 from pgkms_conformance.mutants.zoo import mutant_command
 
 from tests.harness.helpers import REFERENCE
@@ -350,25 +343,3 @@ def test_snapshots_and_removal_survive_hostile_trees(tmp_path: Path) -> None:
     remove_tree(root)
     assert not root.exists()
     assert (victim / "keep").read_text() == "keep"
-
-
-def test_a_focused_run_on_a_safety_rule_runs_the_safety_stage_after_protocol() -> None:
-    assert stage_order(STAGES, None) == list(STAGES)
-    focused = stage_order(STAGES, "ENV_02")
-    assert focused[:2] == ["protocol", "safety"]
-    assert stage_order(("vectors", "safety"), "ROT_07") == ["safety", "vectors", VECTORS_REST]
-
-
-def test_a_focused_run_defers_the_vectors_that_do_not_cite_its_rule() -> None:
-    assert stage_order(STAGES, "WRAP_05") == [*STAGES, VECTORS_REST]
-    assert stage_order(STAGES, "ADP_01") == list(STAGES)  # every stage charges ADP_01
-    report = run_harness(
-        Config(REFERENCE, stages=("vectors",), vector_paths=default_vector_paths(), first="WRAP_05")
-    )
-    parts = [s.name for s in report.stages]
-    assert parts == ["vectors", "vectors"]
-    cited = [c for c in report.cases if "WRAP_05" in c.requirements]
-    first_rest = next(i for i, c in enumerate(report.cases) if "WRAP_05" not in c.requirements)
-    assert cited and all(report.cases.index(c) < first_rest for c in cited)
-    full = run_harness(Config(REFERENCE, stages=("vectors",), vector_paths=default_vector_paths()))
-    assert sorted(c.name for c in report.cases) == sorted(c.name for c in full.cases)

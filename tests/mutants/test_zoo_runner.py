@@ -1,13 +1,17 @@
-"""The zoo's machinery: a run that stops at its first catch, per-mutant settings on a pool of
-processes, results in the order asked for whatever order the runs end in."""
+"""The zoo's machinery: a run that stops at its first catch, focused on the mutant's rule (stages
+ordered to reach its checks sooner), per-mutant settings on a pool of processes, results in the
+order asked for whatever order the runs end in."""
 
 from __future__ import annotations
 
 import pytest
-from pgkms_conformance.harness.run import Config, run_harness
+from pgkms_conformance.harness.run import STAGES, VECTORS_REST, Config, run_harness, stage_order
+from pgkms_conformance.harness.vector_stage import default_vector_paths
 from pgkms_conformance.mutants.catalog import BY_NAME
 from pgkms_conformance.mutants.zoo import ZooSettings, mutant_command, run_mutant, run_zoo
 from pgkms_conformance.vectors.runner import REPO_VECTOR_DIR
+
+from tests.harness.helpers import REFERENCE
 
 pytestmark = pytest.mark.req("CONF_01")
 
@@ -59,3 +63,25 @@ def test_settings_per_mutant_and_results_in_the_order_asked() -> None:
     assert caught == {"hmac_over_iv": True, "command_quoted_in_message": True, "fixed_iv": False}
     assert not results[2].stopped_early
     assert results[2].verdict == "pass"
+
+
+def test_a_focused_run_on_a_safety_rule_runs_the_safety_stage_after_protocol() -> None:
+    assert stage_order(STAGES, None) == list(STAGES)
+    focused = stage_order(STAGES, "ENV_02")
+    assert focused[:2] == ["protocol", "safety"]
+    assert stage_order(("vectors", "safety"), "ROT_07") == ["safety", "vectors", VECTORS_REST]
+
+
+def test_a_focused_run_defers_the_vectors_that_do_not_cite_its_rule() -> None:
+    assert stage_order(STAGES, "WRAP_05") == [*STAGES, VECTORS_REST]
+    assert stage_order(STAGES, "ADP_01") == list(STAGES)  # every stage charges ADP_01
+    report = run_harness(
+        Config(REFERENCE, stages=("vectors",), vector_paths=default_vector_paths(), first="WRAP_05")
+    )
+    parts = [s.name for s in report.stages]
+    assert parts == ["vectors", "vectors"]
+    cited = [c for c in report.cases if "WRAP_05" in c.requirements]
+    first_rest = next(i for i, c in enumerate(report.cases) if "WRAP_05" not in c.requirements)
+    assert cited and all(report.cases.index(c) < first_rest for c in cited)
+    full = run_harness(Config(REFERENCE, stages=("vectors",), vector_paths=default_vector_paths()))
+    assert sorted(c.name for c in report.cases) == sorted(c.name for c in full.cases)

@@ -20,7 +20,7 @@ from pgkms_conformance.harness.properties import PROPERTIES, Property, run_prope
 from pgkms_conformance.harness.protocol_stage import run_protocol
 from pgkms_conformance.harness.redact import Redactor
 from pgkms_conformance.harness.replay import ReplayWriter
-from pgkms_conformance.harness.safety import JUDGES as SAFETY_JUDGES
+from pgkms_conformance.harness.safety import judges as safety_judges
 from pgkms_conformance.harness.safety import run_safety
 from pgkms_conformance.harness.scenarios import drbg, run_scenarios
 from pgkms_conformance.harness.session import IutSession, RunAborted
@@ -99,10 +99,11 @@ def run_harness(
                 ctx.syscalls = SyscallSource(config.command, config.timeout, redactor)
             else:
                 print(f"syscall tracing unavailable: {ctx.syscalls_unavailable}", file=sys.stderr)
+        focus = _vector_focus(config.first)
         stages: dict[str, Callable[[], Iterable[Case]]] = {
             "protocol": lambda: run_protocol(ctx),
-            "vectors": lambda: run_vectors(ctx, files, _cited(config.first)),
-            VECTORS_REST: lambda: run_vectors(ctx, files, _not_cited(config.first)),
+            "vectors": lambda: run_vectors(ctx, files, _vectors_now(focus)),
+            VECTORS_REST: lambda: run_vectors(ctx, files, _vectors_later(focus)),
             "properties": lambda: run_properties(ctx),
             "scenarios": lambda: run_scenarios(ctx),
             "durability": lambda: run_durability(ctx),
@@ -156,25 +157,30 @@ def stage_order(stages: Iterable[str], first: str | None) -> list[str]:
     order = list(stages)
     if first is None:
         return order
-    if "vectors" in order and first != "ADP_01":
+    if "vectors" in order and _vector_focus(first) is not None:
         order.append(VECTORS_REST)
-    if "safety" in order and any(first in rules for rules in SAFETY_JUDGES.values()):
+    if "safety" in order and safety_judges(first):
         order.remove("safety")
         at = 1 if order[:1] == ["protocol"] else 0
         order.insert(at, "safety")
     return order
 
 
-def _cited(first: str | None) -> Callable[[Json], bool] | None:
-    """The vector tests a focused run runs in the vector stage's place (all in a normal run)."""
-    if first is None or first == "ADP_01":
-        return None
-    return cites(first)
+def _vector_focus(first: str | None) -> str | None:
+    """The rule a focused run splits the vector stage on (``stage_order``): ``first``, but for
+    ADP_01, which every stage charges protocol failures to; None in a normal run."""
+    return None if first == "ADP_01" else first
 
 
-def _not_cited(first: str | None) -> Callable[[Json], bool]:
-    cited = _cited(first)
-    return lambda test: cited is not None and not cited(test)
+def _vectors_now(focus: str | None) -> Callable[[Json], bool] | None:
+    """The vector tests run in the vector stage's place: those citing ``focus``, or all."""
+    return None if focus is None else cites(focus)
+
+
+def _vectors_later(focus: str | None) -> Callable[[Json], bool]:
+    """The others, run after every other stage (``VECTORS_REST``: only in a focused run)."""
+    now = _vectors_now(focus)
+    return lambda test: now is not None and not now(test)
 
 
 def _run_stage(

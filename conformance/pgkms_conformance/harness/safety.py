@@ -82,6 +82,11 @@ def run_safety(ctx: Context, fault_mode: str = "quick", first: str | None = None
         kit.close()
 
 
+def judges(requirement: str) -> bool:
+    """Does any check of this stage charge ``requirement`` (``JUDGES``)?"""
+    return any(requirement in rules for rules in JUDGES.values())
+
+
 def in_order(checks: Iterable[Check], first: str | None) -> list[Check]:
     """``checks``, those that judge ``first`` moved to the front (otherwise in their order)."""
     return sorted(checks, key=lambda check: first not in JUDGES.get(check, ()))
