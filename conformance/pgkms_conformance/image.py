@@ -24,12 +24,12 @@ create it and it holds no key state.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pgkms_conformance import scratch
 from pgkms_conformance.ids import LOCK_FILE_NAME as LOCK_FILE
 from pgkms_conformance.safefs import MAX_FILE_BYTES, remove_tree, walk
 
@@ -219,7 +219,7 @@ class TempDatadir:
         self._base: Path | None = None
 
     def __enter__(self) -> Path:
-        self._base = Path(tempfile.mkdtemp(prefix="pgkms-vec-"))
+        self._base = scratch.mkdtemp(prefix="pgkms-vec-")
         root = self._base / "pgdata"
         root.mkdir(mode=0o700)
         try:

@@ -13,12 +13,12 @@ import contextlib
 import os
 import shutil
 import stat
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from pgkms_conformance import scratch
 from pgkms_conformance.ids import LOCK_FILE_NAME
 
 KD: Final = "pg_cryptokeys"
@@ -159,7 +159,7 @@ class SafeWorkspace:
     1,100-deep tree or a FIFO behind."""
 
     def __init__(self, prefix: str = "pgkms-safety-") -> None:
-        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.root = scratch.mkdtemp(prefix=prefix)
         self._n = 0
         self._guard = threading.Lock()  # checks run in threads share the workspace
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from pgkms.randomness import ScriptedRandom
 from pgkms.rotation import rotate as ref_rotate
 from pgkms.secret import Secret
 
+from pgkms_conformance import scratch
 from pgkms_conformance.harness.checks import (
     Context,
     adapter_failure_case,
@@ -63,7 +63,7 @@ class Workspace:
     """Temporary directories of one run; all removed by ``close`` whatever happened."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="pgkms-harness-"))
+        self.root = scratch.mkdtemp(prefix="pgkms-harness-")
         self._n = 0
 
     def fresh(self, listing: Listing | None = None) -> Path:

@@ -37,13 +37,13 @@ import posixpath
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from pgkms_conformance import scratch
 from pgkms_conformance.harness.fstrace import TraceOp, parse_trace
 from pgkms_conformance.harness.oracle import Answer
 from pgkms_conformance.harness.redact import Redactor
@@ -529,7 +529,7 @@ class SyscallSource:
         self.command = list(command)
         self.timeout = timeout
         self.redactor = redactor
-        self.workdir = Path(tempfile.mkdtemp(prefix="pgkms-strace-"))
+        self.workdir = scratch.mkdtemp(prefix="pgkms-strace-")
         self.adapter: TracedAdapter | None = None
         self.requests = 0
 

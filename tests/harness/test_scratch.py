@@ -1,0 +1,104 @@
+"""The harness's scratch directories: in memory when the machine has a usable tmpfs, under the
+user's TMPDIR when one is set, and never left behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pgkms_conformance import scratch
+from pgkms_conformance.harness.run import Config, run_harness
+
+from tests.harness.helpers import REFERENCE
+
+ROOT = Path(__file__).resolve().parents[2]
+SHM = "tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime,size=1024k 0 0\n"
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A pretend memory file system (a plain directory) and mount table; no user choice."""
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    mounts = tmp_path / "mounts"
+    monkeypatch.setattr(scratch, "MEMORY_FS", memory)
+    monkeypatch.setattr(scratch, "MOUNTS", mounts)
+    monkeypatch.setattr(scratch, "MIN_FREE_BYTES", 0)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    scratch.memory_fs_usable.cache_clear()
+    yield memory
+    scratch.memory_fs_usable.cache_clear()
+
+
+def _mount(machine: Path, line: str) -> None:
+    (machine.parent / "mounts").write_text(line.replace("/dev/shm", str(machine)))
+
+
+def test_a_usable_memory_file_system_is_used(machine: Path) -> None:
+    _mount(machine, SHM)
+    assert scratch.scratch_dir() == str(machine)
+    made = scratch.mkdtemp("pgkms-test-")
+    assert made.parent == machine and made.stat().st_mode & 0o777 == 0o700
+    made.rmdir()
+
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ("", "not mounted"),
+        ("/dev/vda /dev/shm ext4 rw 0 0\n", "not a tmpfs"),
+        (SHM.replace("nodev", "nodev,noexec"), "noexec: a passphrase command there cannot run"),
+        (SHM + "/dev/vda /dev/shm ext4 rw 0 0\n", "a later mount hides the tmpfs"),
+    ],
+)
+def test_an_unusable_memory_file_system_is_not_used(machine: Path, table: str, why: str) -> None:
+    _mount(machine, table)
+    assert scratch.scratch_dir() is None, why
+
+
+def test_too_little_room_falls_back_to_the_disk(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mount(machine, SHM)
+    free = os.statvfs(machine)
+    monkeypatch.setattr(scratch, "MIN_FREE_BYTES", free.f_bavail * free.f_frsize + 1)
+    assert scratch.scratch_dir() is None
+
+
+def test_an_unreadable_mount_table_falls_back_to_the_disk(machine: Path) -> None:
+    assert not (machine.parent / "mounts").exists()
+    assert scratch.scratch_dir() is None
+
+
+def test_the_users_tmpdir_wins(machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _mount(machine, SHM)
+    monkeypatch.setenv("TMPDIR", str(machine.parent))
+    assert scratch.scratch_dir() is None  # tempfile's choice, which is TMPDIR
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(machine.parent))
+    assert scratch.scratch_dir() is None
+
+
+def test_a_run_makes_its_directories_in_scratch_and_removes_them(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _mount(machine, SHM)
+    parents: list[Path] = []
+    real = scratch.mkdtemp
+
+    def watched(prefix: str) -> Path:
+        made = real(prefix)
+        parents.append(made.parent)
+        return made
+
+    monkeypatch.setattr(scratch, "mkdtemp", watched)
+    with_directories = [ROOT / "vectors" / "key_directory.json"]
+    stages = ("vectors", "scenarios", "durability")
+    report = run_harness(Config(REFERENCE, with_directories, examples=5, stages=stages))
+    assert report.passed, [c.name for c in report.failures]
+    assert len(parents) >= 3 and set(parents) == {machine}  # images, workspaces
+    assert list(machine.iterdir()) == []
