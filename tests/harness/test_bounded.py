@@ -3,6 +3,7 @@ redactor's two tiers, and reading and removing directories an IUT wrote (ADP_01,
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -82,16 +83,37 @@ def test_a_secret_registered_again_is_replaced_in_place_again() -> None:
 
 @pytest.mark.req("ERR_02")
 def test_redactor_memory_is_bounded_and_innocent_text_passes() -> None:
-    redactor = Redactor(recent_bytes=64 * 1024)
+    redactor = Redactor(recent_bytes=64 * 1024, pending_bytes=64 * 1024)
     secrets = [drbg_bytes(f"many {i}", 64) for i in range(20000)]
     for secret in secrets:
         redactor.add(secret)
+        assert redactor._pending_bytes <= 64 * 1024  # values not yet taken apart, bounded too
     assert redactor._recent_bytes <= 64 * 1024
     assert redactor._forms_of_bytes <= 64 * 1024  # the repeats' cache is bounded alike
     for secret in secrets[:50] + secrets[-50:]:  # the oldest (fingerprints) and the newest
         assert secret.hex() not in redactor.scrub(f"leaked {secret.hex()}")
     innocent = "the IUT answered key_directory_missing for /tmp/pgkms-harness-x/d3/pg_cryptokeys"
     assert redactor.scrub(innocent) == innocent
+
+
+@pytest.mark.req("ERR_02")
+def test_secrets_are_taken_apart_when_a_text_needs_it_with_the_same_outcome() -> None:
+    """Registration only queues a value; the first text to scrub settles the queue, and what
+    comes out is what taking each value apart at once (no queue) gives."""
+    lazy = Redactor(recent_bytes=4 * 1024)
+    eager = Redactor(recent_bytes=4 * 1024, pending_bytes=0)
+    secrets = [drbg_bytes(f"queued {i}", 24 + i % 40) for i in range(300)]
+    for n, secret in enumerate(secrets):
+        for redactor in (lazy, eager):
+            if n % 3:
+                redactor.add(secret)
+            else:  # as a request carries it, beside values that are not hex at all
+                redactor.add_json({"key": secret.hex(), "note": ["not hex: " + "x" * 20]})
+    assert eager._recent and not lazy._recent and lazy._pending  # nothing taken apart yet
+    for secret in secrets[:3] + secrets[-3:]:  # fingerprints only, and the exact tier
+        for text in (f"value {secret.hex()}", f"line one\nb64 {base64.b64encode(secret).decode()}"):
+            assert lazy.scrub(text) == eager.scrub(text) != text
+    assert not lazy._pending and lazy._recent == eager._recent
 
 
 @pytest.mark.req("ADP_01")

@@ -97,7 +97,7 @@ class Stress:
         self.seed = seed
         self.max_procs = max(MIN_PROCS, max_procs)
         self.secrets = Secrets.derive(seed)
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor if redactor is not None else Redactor()
         self.ws = SafeWorkspace("pgkms-concurrency-")
         self.procs: list[SpareIut | None] = []
         self.datadir = self.ws.fresh("shared")

@@ -9,13 +9,16 @@ messages, stderr): a broken IUT may echo its input, and the report must not carr
 Its memory is bounded whatever ``--examples`` is (``Redactor`` says how): the exact forms of the
 most recent secrets, up to ``RECENT_FORM_BYTES``, replaced by a placeholder naming the length;
 and, for every secret ever registered, fingerprints in a Bloom filter of fixed size
-(``fingerprints``), which withholds a whole line that carries any older one.
+(``fingerprints``), which withholds a whole line that carries any older one. Registering a
+secret only queues it (bounded too, ``PENDING_BYTES``); the first text to scrub takes the queue
+apart into the two tiers, with the outcome of taking each secret apart as it came.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +31,9 @@ _MIN_SECRET_LEN = MIN_SECRET_LEN
 # typical secrets, or all ten forms of one 500 KiB secret (the largest vector value is 64 KiB).
 RECENT_FORM_BYTES = 8 * 1024 * 1024
 _FORM_OVERHEAD = 150
+# Registered values held before they are taken apart (``Redactor``): a default run registers
+# about 3 MiB, and most of it (the vectors' inputs) is held by the run anyway.
+PENDING_BYTES = 16 * 1024 * 1024
 _HEXCHARS = frozenset("0123456789abcdef")
 
 
@@ -101,7 +107,9 @@ class Redactor:
       one line in a million); it never lets a secret through.
     """
 
-    def __init__(self, recent_bytes: int = RECENT_FORM_BYTES) -> None:
+    def __init__(
+        self, recent_bytes: int = RECENT_FORM_BYTES, pending_bytes: int = PENDING_BYTES
+    ) -> None:
         self._recent: OrderedDict[str, int] = OrderedDict()  # form -> the secret's length
         self._recent_bytes = 0
         self._recent_limit = recent_bytes
@@ -111,12 +119,57 @@ class Redactor:
         # its fingerprints (already in the filter) again. Bounded as the exact tier is.
         self._forms_of: OrderedDict[bytes, list[str]] = OrderedDict()
         self._forms_of_bytes = 0
-        self.registered = 0  # secrets registered (with repeats): for measurements
+        # Values registered and not yet taken apart into the tiers: as given (bytes) or as the
+        # request or result carried them (str, hex-ness still to be checked), in order. Taking
+        # a secret apart was a tenth of a default run's harness CPU, and a passing run scrubs
+        # no text at all, so the work waits for the first text that needs it (``_settle``),
+        # or for the pending values to reach ``pending_bytes``. The outcome is the same as
+        # taking each value apart as it comes. Threads of the safety stage register at once.
+        self._pending: list[bytes | str] = []
+        self._pending_bytes = 0
+        self._pending_limit = pending_bytes
+        self._guard = threading.Lock()
 
     def add(self, secret: bytes) -> None:
-        if len(secret) < _MIN_SECRET_LEN:
+        if len(secret) >= _MIN_SECRET_LEN:
+            self._defer(secret)
+
+    def add_hex(self, value: str) -> None:
+        try:
+            self.add(bytes.fromhex(value))
+        except ValueError:
             return
-        self.registered += 1
+
+    def add_json(self, value: Any) -> None:
+        """Register every hex string inside a request or result (fields, lists, listings)."""
+        if isinstance(value, str):
+            if len(value) >= 2 * _MIN_SECRET_LEN:
+                self._defer(value)  # a hex string, or skipped when settled
+        elif isinstance(value, dict):
+            for item in value.values():
+                self.add_json(item)
+        elif isinstance(value, list):
+            for item in value:
+                self.add_json(item)
+
+    def _defer(self, value: bytes | str) -> None:
+        with self._guard:
+            self._pending.append(value)
+            self._pending_bytes += len(value) + _FORM_OVERHEAD
+            if self._pending_bytes > self._pending_limit:
+                self._settle()
+
+    def _settle(self) -> None:
+        """Take every pending value apart, in the order registered (call with ``_guard``)."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        for value in pending:
+            if isinstance(value, bytes):
+                self._take_apart(value)
+            elif len(value) % 2 == 0 and set(value) <= _HEXCHARS:
+                self._take_apart(bytes.fromhex(value))
+
+    def _take_apart(self, secret: bytes) -> None:
+        """Put ``secret``'s forms in the exact tier (most recent last), the oldest forgotten."""
         for form in self._forms(secret):
             if form in self._recent:
                 self._recent.move_to_end(form)
@@ -142,27 +195,11 @@ class Redactor:
             self._forms_of_bytes -= _held_bytes(old, old_forms)
         return forms
 
-    def add_hex(self, value: str) -> None:
-        try:
-            self.add(bytes.fromhex(value))
-        except ValueError:
-            return
-
-    def add_json(self, value: Any) -> None:
-        """Register every hex string inside a request or result (fields, lists, listings)."""
-        if isinstance(value, str):
-            if len(value) % 2 == 0 and set(value) <= _HEXCHARS:
-                self.add_hex(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                self.add_json(item)
-        elif isinstance(value, list):
-            for item in value:
-                self.add_json(item)
-
     def scrub(self, text: str) -> str:
         if not text:
             return text
+        with self._guard:
+            self._settle()
         # Longest forms first, so a secret's hex is replaced whole before any shorter secret
         # that happens to be inside it.
         for form in sorted((f for f in self._recent if f in text), key=len, reverse=True):
@@ -174,4 +211,6 @@ class Redactor:
 
     def __len__(self) -> int:
         """The number of exact forms held (bounded by ``RECENT_FORM_BYTES``)."""
+        with self._guard:
+            self._settle()
         return len(self._recent)
