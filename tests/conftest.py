@@ -29,6 +29,13 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+# -- the longest tests first ---------------------------------------------------------------------
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` run first: on several workers (pytest-xdist), a long test that
+    happens to start last keeps one worker busy long after the others have finished."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: else as found
+
+
 # -- the fuzz targets' input counts (tests/differential/fuzz_counts.py), printed at the end ------
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """A pytest-xdist worker hands its counts to the controller (``pytest_testnodedown``)."""

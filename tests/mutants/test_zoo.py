@@ -61,6 +61,7 @@ def test_the_zoo_is_big_and_well_formed() -> None:
         assert mutant.violates in REQUIREMENTS, mutant.name
 
 
+@pytest.mark.long  # about a third of the suite's wall time: started first
 def test_every_mutant_is_caught_charged_to_its_requirement() -> None:
     """All mutants at once, one process each, as many at a time as there are cores; each run
     ends at the mutant's first failure charged to its rule (what is judged here). One test, not
