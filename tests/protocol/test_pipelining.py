@@ -8,6 +8,7 @@ it were delivered).
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -136,3 +137,27 @@ def test_accumulated_vector_failing_mid_stream_leaves_the_client_in_step() -> No
         assert (outcome.status, outcome.reason) == ("failed", "case 0: wrap failed")
         answer = client.call("derive_kek", passphrase="ab" * 64)
         assert answer.ok and set(answer.result) == {"enc_key", "mac_key"}
+
+
+# An IUT that answers hello, then answers every request in the encoding named on its command line.
+_ENCODED_ANSWERS = """
+import json, sys
+encoding = sys.argv[1]
+for line in sys.stdin:
+    request = json.loads(line)
+    if request["op"] == "hello":
+        result = {"protocol": 1, "capabilities": ["derive_kek"]}
+        sys.stdout.write(json.dumps({"id": request["id"], "ok": True, "result": result}) + "\\n")
+    else:
+        answer = json.dumps({"id": request["id"], "ok": True, "result": {}})
+        sys.stdout.buffer.write(answer.encode(encoding).replace(b"\\n", b"") + b"\\n")
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_a_response_line_that_is_not_plain_utf8_is_garbage(encoding: str) -> None:
+    with AdapterClient([sys.executable, "-c", _ENCODED_ANSWERS, encoding], timeout=3) as iut:
+        iut.hello()
+        with pytest.raises(AdapterGarbage, match="is not JSON"):
+            iut.call("derive_kek", passphrase="00" * 8)
