@@ -15,7 +15,7 @@ from pgkms_conformance.mutants.catalog import BY_NAME, MUTANTS
 from pgkms_conformance.mutants.zoo import (
     MutantResult,
     ZooSettings,
-    available_cores,
+    default_jobs,
     run_zoo,
     score,
 )
@@ -31,7 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-vectors", action="store_true", help="skip the static vectors (faster)"
     )
     parser.add_argument(
-        "--jobs", type=int, default=available_cores(), help="mutants run in parallel"
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        help="mutants run at a time (default: twice the cores)",
     )
     parser.add_argument(
         "--full-runs",
