@@ -45,7 +45,7 @@ def mkdtemp(prefix: str) -> Path:
 @functools.cache
 def memory_fs_usable() -> bool:
     """Is ``MEMORY_FS`` a tmpfs mount this process can create directories in, that allows
-    running programs from it (a test may put a passphrase command there) and has room?"""
+    running programs from it (a check may put a program there) and has room?"""
     options = _mount_options(MEMORY_FS)
     if options is None or "noexec" in options:
         return False

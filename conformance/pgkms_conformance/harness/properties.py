@@ -62,10 +62,6 @@ def _bytes(n: int) -> st.SearchStrategy[bytes]:
     return st.binary(min_size=n, max_size=n)
 
 
-def _hex(n: int) -> st.SearchStrategy[str]:
-    return _bytes(n).map(bytes.hex)
-
-
 # -- KDF_01 ---------------------------------------------------------------------------------
 def check_kdf(ctx: Context, p: Json) -> Mismatch | None:
     return differential(ctx, "derive_kek", p, fixed("KDF_01"))

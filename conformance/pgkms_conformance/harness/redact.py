@@ -32,7 +32,7 @@ _MIN_SECRET_LEN = MIN_SECRET_LEN
 RECENT_FORM_BYTES = 8 * 1024 * 1024
 _FORM_OVERHEAD = 150
 # Registered values held before they are taken apart (``Redactor``): a default run registers
-# about 3 MiB, and most of it (the vectors' inputs) is held by the run anyway.
+# about 2 MiB, and most of it (the vectors' inputs) is held by the run anyway.
 PENDING_BYTES = 16 * 1024 * 1024
 _HEXCHARS = frozenset("0123456789abcdef")
 
@@ -198,13 +198,13 @@ class Redactor:
     def scrub(self, text: str) -> str:
         if not text:
             return text
-        with self._guard:
+        with self._guard:  # the tiers stay still while they are read (threads register)
             self._settle()
-        # Longest forms first, so a secret's hex is replaced whole before any shorter secret
-        # that happens to be inside it.
-        for form in sorted((f for f in self._recent if f in text), key=len, reverse=True):
-            text = text.replace(form, f"<redacted {self._recent[form]}-byte secret>")
-        return self._fingerprints.withhold(text)
+            # Longest forms first, so a secret's hex is replaced whole before any shorter
+            # secret that happens to be inside it.
+            for form in sorted((f for f in self._recent if f in text), key=len, reverse=True):
+                text = text.replace(form, f"<redacted {self._recent[form]}-byte secret>")
+            return self._fingerprints.withhold(text)
 
     def scrub_all(self, texts: Iterable[str]) -> tuple[str, ...]:
         return tuple(self.scrub(t) for t in texts)
