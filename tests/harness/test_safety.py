@@ -285,7 +285,9 @@ def test_stress_command_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert "rounds: 4" in out and "lost key sets: 0" in out and "invariant violations: 0" in out
     command = " ".join(mutant_command("no_lock"))
     assert main(["stress", "--impl", command, "--rounds", "30", "--quiet"]) == 1
-    assert "lost key sets: 0" not in capsys.readouterr().out
+    # What it found, not which kind: whether a race loses a key set or only breaks an invariant
+    # is the scheduler's (the test above counts losses, on a fixed schedule).
+    assert "invariant violations: 0" not in capsys.readouterr().out
 
 
 # -- the pieces --

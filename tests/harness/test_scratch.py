@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from pgkms_conformance import scratch
+from pgkms_conformance.harness.concurrency import Stress
 from pgkms_conformance.harness.run import Config, run_harness
 
 from tests.harness.helpers import REFERENCE
@@ -102,3 +103,14 @@ def test_a_run_makes_its_directories_in_scratch_and_removes_them(
     assert report.passed, [c.name for c in report.failures]
     assert len(parents) >= 3 and set(parents) == {machine}  # images, workspaces
     assert list(machine.iterdir()) == []
+
+
+def test_the_concurrency_stress_races_on_the_disk(machine: Path) -> None:
+    """Its file operations open the race windows it needs (``scratch``): never in memory."""
+    _mount(machine, SHM)
+    stress = Stress(REFERENCE, seed=0, max_procs=2)
+    try:
+        assert stress.ws.root.parent == Path(tempfile.gettempdir())
+        assert stress.ws.root.parent != machine
+    finally:
+        stress.ws.close()

@@ -98,7 +98,8 @@ class Stress:
         self.max_procs = max(MIN_PROCS, max_procs)
         self.secrets = Secrets.derive(seed)
         self.redactor = redactor if redactor is not None else Redactor()
-        self.ws = SafeWorkspace("pgkms-concurrency-")
+        # On the disk: its slower file operations open the race windows (``scratch``).
+        self.ws = SafeWorkspace("pgkms-concurrency-", in_memory=False)
         self.procs: list[SpareIut | None] = []
         self.datadir = self.ws.fresh("shared")
         self.backup = self.ws.fresh("backup")

@@ -158,8 +158,8 @@ class SafeWorkspace:
     """Temporary directories of one stage; ``close`` removes them even when an IUT left a
     1,100-deep tree or a FIFO behind."""
 
-    def __init__(self, prefix: str = "pgkms-safety-") -> None:
-        self.root = scratch.mkdtemp(prefix=prefix)
+    def __init__(self, prefix: str = "pgkms-safety-", in_memory: bool = True) -> None:
+        self.root = scratch.mkdtemp(prefix, in_memory)
         self._n = 0
         self._guard = threading.Lock()  # checks run in threads share the workspace
 
