@@ -4,6 +4,9 @@ order asked for whatever order the runs end in."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from pgkms_conformance.harness.run import STAGES, VECTORS_REST, Config, run_harness, stage_order
 from pgkms_conformance.harness.vector_stage import default_vector_paths
@@ -48,6 +51,14 @@ def test_a_mutant_stops_at_its_first_failure_charged_to_its_rule() -> None:
     )
     assert full.caught and not full.stopped_early
     assert full.verdict == early.verdict == "fail"
+
+
+def test_a_mutant_leaves_no_replay_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its failing property is written as a replay, into a directory the zoo removes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    caught = run_mutant("percent_percent_kept", ZooSettings(stages=("properties",)))
+    assert caught.caught
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_settings_per_mutant_and_results_in_the_order_asked() -> None:

@@ -6,7 +6,7 @@ to; a requirement a failure merely cites is not failed by it): failing for some 
 would show a harness that notices something is off but names the wrong rule, which is not good
 enough for a conformance report.
 
-Mutants run concurrently, one process each (``jobs``, the available cores by default), longest
+Mutants run concurrently, one process each (``jobs``, ``default_jobs`` by default), longest
 expected first so that no core idles at the end. A mutant's harness run stops at its first
 failure charged to the requirement the mutant violates: from there the verdict cannot change
 (a caught mutant stays caught), so the rest of the run would only add failures to other rules.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -58,18 +59,22 @@ class MutantResult:
 
 def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
     mutant = BY_NAME[name]
-    config = Config(
-        mutant_command(name),
-        vector_paths=list(settings.vector_paths),
-        examples=settings.examples,
-        seed=settings.seed,
-        timeout=settings.timeout,
-        stages=settings.stages,
-        first=None if settings.full_runs else mutant.violates,
-    )
     t0 = time.monotonic()
     stop_when = None if settings.full_runs else _charged_to(mutant.violates)
-    report = run_harness(config, stop_when=stop_when)
+    # A mutant's failures are the point, so its replay files (which carry the failing inputs)
+    # are not left for anyone: one zoo run would leave sixty directories behind.
+    with tempfile.TemporaryDirectory(prefix="pgkms-zoo-replays-") as replays:
+        config = Config(
+            mutant_command(name),
+            vector_paths=list(settings.vector_paths),
+            examples=settings.examples,
+            seed=settings.seed,
+            timeout=settings.timeout,
+            replay_dir=replays,
+            stages=settings.stages,
+            first=None if settings.full_runs else mutant.violates,
+        )
+        report = run_harness(config, stop_when=stop_when)
     stopped_early = stop_when is not None and any(stop_when(c) for c in report.cases[-1:])
     rows = report.requirement_results()
     failed = tuple(r.id for r in rows if r.verdict is Verdict.FAILED)
