@@ -10,16 +10,25 @@ harness's view.
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 from pgkms_conformance.harness.requirements import REQUIREMENTS
-from pgkms_conformance.harness.vector_stage import default_vector_paths
 from pgkms_conformance.mutants.catalog import MUTANTS
+from pgkms_conformance.mutants.cli import configure, settings_from
 from pgkms_conformance.mutants.zoo import ZooSettings, run_zoo
 
 pytestmark = pytest.mark.req("CONF_01")
 
+
+def _cli_settings() -> ZooSettings:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return settings_from(parser.parse_args([]))
+
+
 # What ``pgkms-conformance mutants`` runs with no options.
-SETTINGS = ZooSettings(vector_paths=tuple(default_vector_paths()))
+SETTINGS = _cli_settings()
 
 
 def test_the_zoo_is_big_and_well_formed() -> None:

@@ -54,6 +54,19 @@ def _line(r: MutantResult) -> str:
     return text
 
 
+def settings_from(args: argparse.Namespace) -> ZooSettings:
+    """The settings of every mutant's run, from the command line (``configure``'s options)."""
+    stages = tuple(s for s in STAGES if not (args.no_vectors and s == "vectors"))
+    return ZooSettings(
+        examples=args.examples,
+        seed=args.seed,
+        timeout=args.timeout,
+        stages=stages,
+        vector_paths=() if args.no_vectors else tuple(default_vector_paths()),
+        full_runs=args.full_runs,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
         for m in MUTANTS:
@@ -64,15 +77,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"pgkms-conformance mutants: unknown mutant(s): {', '.join(unknown)}\n")
         return 2
     mutants = [BY_NAME[n] for n in args.names] if args.names else list(MUTANTS)
-    stages = tuple(s for s in STAGES if not (args.no_vectors and s == "vectors"))
-    settings = ZooSettings(
-        examples=args.examples,
-        seed=args.seed,
-        timeout=args.timeout,
-        stages=stages,
-        vector_paths=() if args.no_vectors else tuple(default_vector_paths()),
-        full_runs=args.full_runs,
-    )
+    settings = settings_from(args)
 
     def show(result: MutantResult) -> None:
         sys.stdout.write(_line(result) + "\n")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
@@ -42,6 +43,19 @@ class ZooSettings:
     stages: tuple[str, ...] = STAGES
     vector_paths: tuple[Path, ...] = ()
     full_runs: bool = False  # False: a run ends at the mutant's first failure charged to its rule
+
+    def config(self, command: list[str], first: str | None = None, **more: Any) -> Config:
+        """The harness configuration of one run with these settings (``more``: other fields)."""
+        return Config(
+            command,
+            vector_paths=list(self.vector_paths),
+            examples=self.examples,
+            seed=self.seed,
+            timeout=self.timeout,
+            stages=self.stages,
+            first=first,
+            **more,
+        )
 
 
 @dataclass(frozen=True)
@@ -64,16 +78,8 @@ def run_mutant(name: str, settings: ZooSettings) -> MutantResult:
     # A mutant's failures are the point, so its replay files (which carry the failing inputs)
     # are not left for anyone: one zoo run would leave sixty directories behind.
     with tempfile.TemporaryDirectory(prefix="pgkms-zoo-replays-") as replays:
-        config = Config(
-            mutant_command(name),
-            vector_paths=list(settings.vector_paths),
-            examples=settings.examples,
-            seed=settings.seed,
-            timeout=settings.timeout,
-            replay_dir=replays,
-            stages=settings.stages,
-            first=None if settings.full_runs else mutant.violates,
-        )
+        first = None if settings.full_runs else mutant.violates
+        config = settings.config(mutant_command(name), first, replay_dir=replays)
         report = run_harness(config, stop_when=stop_when)
     stopped_early = stop_when is not None and any(stop_when(c) for c in report.cases[-1:])
     rows = report.requirement_results()

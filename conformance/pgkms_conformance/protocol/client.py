@@ -348,7 +348,7 @@ class AdapterClient:
         """``shutdown``, then end of input; wait at most SHUTDOWN_GRACE_S for the exit."""
         proc, pipes = self._proc, self._pipes
         grace = time.monotonic() + min(self.timeout, SHUTDOWN_GRACE_S)
-        shutdown = json.dumps({"id": self._next_id, "op": "shutdown"}).encode() + b"\n"
+        shutdown = (_request_line(self._next_id, "shutdown", {}) + "\n").encode()
         with contextlib.suppress(OSError):
             pipes.write(shutdown, min(grace, time.monotonic() + 0.5))
         pipes.close_stdin()
