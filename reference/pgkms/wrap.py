@@ -25,9 +25,10 @@ from pgkms.secret import Secret
 # Why ``wrap`` and ``unwrap`` have two paths. The plain path is the format read aloud: pad,
 # encrypt, concatenate. For a large secret its fresh copies (the padded plaintext, ``update``'s
 # output, ``+ finalize()``, ``tag + iv + C``) are each new pages from the allocator, and their
-# page faults cost about as much as the HMAC. The buffer path encrypts or decrypts into one
-# reused per-thread scratch buffer and copies out once; below the sizes here the plain path is
-# as fast or faster (measured with bench/run.py's machinery, CPU time). Both give the same bytes.
+# page faults cost about as much as the HMAC. The buffer path of wrap encrypts into one reused
+# per-thread scratch buffer and copies out once; that of unwrap decrypts into the buffer the
+# secret keeps. Below the sizes here the plain path is as fast or faster (measured with
+# bench/run.py's machinery, CPU time). Both give the same bytes.
 LARGE_WRAP = 64 * 1024  # plaintext bytes
 LARGE_UNWRAP = 128 * 1024  # ciphertext bytes
 # A thread keeps its scratch buffer up to this size; a larger wrap allocates its own.
@@ -149,12 +150,16 @@ def unwrap(keys: WrapKeys, wrapped: bytes, what: str = "wrapped value") -> Secre
     if len(ciphertext) < LARGE_UNWRAP:
         padded = decryptor.update(ciphertext) + decryptor.finalize()
         return Secret(pkcs7_unpad(padded, what))
-    # A large plaintext is decrypted into the scratch buffer, its padding checked and cut there,
-    # and the buffer wiped: it must not keep a secret once the call returns.
-    out = _scratch(len(ciphertext) + AES_BLOCK - 1)
-    try:
-        written = decryptor.update_into(ciphertext, out)
+    # A large plaintext is decrypted into a buffer that the returned secret then owns
+    # (``Secret.adopt``: no copy into ``bytes``); only bad padding leaves it behind, wiped.
+    out = bytearray(len(ciphertext) + AES_BLOCK - 1)
+    with memoryview(out) as view:
+        written = decryptor.update_into(ciphertext, view)
         decryptor.finalize()
-        return Secret(out[: written - _padding_length(out[:written], what)])
-    finally:
-        _wipe(out)
+        try:
+            padding = _padding_length(view[:written], what)
+        except BadPadding:
+            _wipe(view)
+            raise
+    del out[written - padding :]
+    return Secret.adopt(out)

@@ -45,6 +45,21 @@ def test_secrets_compare_and_refuse_hashing() -> None:
         hash(Secret(b"a"))
 
 
+def test_an_adopted_buffer_is_the_secret_and_views_are_read_only() -> None:
+    buffer = bytearray(b"canary-secret-value")
+    secret = Secret.adopt(buffer)
+    assert secret == Secret(b"canary-secret-value") and len(secret) == 19
+    assert "canary" not in repr(secret) and "canary" not in str(secret)
+    view = secret.view()
+    assert view.readonly and bytes(view) == b"canary-secret-value"
+    with pytest.raises(TypeError):
+        view[0] = 0
+    revealed = secret.reveal()
+    assert type(revealed) is bytes and revealed == b"canary-secret-value"
+    buffer[0] = ord("C")  # a caller that broke the hand-over no longer reaches the revealed bytes
+    assert secret.reveal() == b"canary-secret-value" and bytes(Secret(b"x").view()) == b"x"
+
+
 def test_error_codes_are_unique_and_snake_case() -> None:
     codes = error_codes()
     assert all(code.replace("_", "").isalpha() and code.islower() for code in codes)

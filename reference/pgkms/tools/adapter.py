@@ -185,7 +185,7 @@ def op_wrap(req: Request) -> Json:
 
 
 def op_unwrap(req: Request) -> Json:
-    return {"plaintext": unwrap(_wrap_keys(req), req.hex("wrapped")).reveal().hex()}
+    return {"plaintext": unwrap(_wrap_keys(req), req.hex("wrapped")).view().hex()}
 
 
 def op_encode_record(req: Request) -> Json:
@@ -287,7 +287,7 @@ def op_sql_wrap(req: Request) -> Json:
 
 
 def op_sql_unwrap(req: Request) -> Json:
-    return {"plaintext": pg_unwrap(_sql_keys(req), req.hex("wrapped")).reveal().hex()}
+    return {"plaintext": pg_unwrap(_sql_keys(req), req.hex("wrapped")).view().hex()}
 
 
 Handler = Callable[[Request], Json]

@@ -234,7 +234,7 @@ def _cmd_unwrap(args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read()  # bytes: a text stdin fails on bytes its locale cannot decode
     wrapped = _bytea_input(raw)  # checked first: bad input costs no passphrase command
     keys = _startup(args)
-    sys.stdout.buffer.write(pg_unwrap(keys, wrapped).reveal())
+    sys.stdout.buffer.write(pg_unwrap(keys, wrapped).view())
     return 0
 
 
