@@ -45,8 +45,15 @@ ECHO = (
 )
 
 
-def _line(request_id: int) -> bytes:
-    return json.dumps({"id": request_id, **REQUEST}).encode() + b"\n"
+# Every request line is this one with its own id: built by joining bytes, so that the driver
+# spends as little as it can of the other core (its JSON encoding was a fifth of an answer).
+_BEFORE_ID, _AFTER_ID = json.dumps({"id": 0, **REQUEST}).encode().split(b"0", 1)
+
+
+def _lines(first_id: int, count: int) -> bytes:
+    return b"".join(
+        _BEFORE_ID + b"%d" % i + _AFTER_ID + b"\n" for i in range(first_id, first_id + count)
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -66,16 +73,17 @@ def round_trips(command: list[str], window: int, seconds: float) -> tuple[float,
         proc.stdin.flush()
         proc.stdout.readline()
         cpu0 = _cpu_seconds(proc.pid)
-        next_id, answered, t0 = 1, 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - t0) < seconds:
-            batch = b"".join(_line(next_id + i) for i in range(window))
-            next_id += window
-            proc.stdin.write(batch)
-            proc.stdin.flush()
-            for _ in range(window):
-                if not proc.stdout.readline():
-                    raise RuntimeError(f"{command[0]}: adapter closed its output")
-            answered += window
+        # As the harness does (``call_many``): when half the window is answered, the next half
+        # goes out, so the adapter has work queued while this process reads its answers.
+        next_id, in_flight, answered, t0 = 1, 0, 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < seconds or in_flight:
+            if in_flight <= window // 2 and elapsed < seconds:
+                proc.stdin.write(_lines(next_id, window - in_flight))
+                proc.stdin.flush()
+                next_id, in_flight = next_id + window - in_flight, window
+            if not proc.stdout.readline():
+                raise RuntimeError(f"{command[0]}: adapter closed its output")
+            in_flight, answered = in_flight - 1, answered + 1
         return answered / elapsed, (_cpu_seconds(proc.pid) - cpu0) / answered * 1e6
     finally:
         proc.stdin.close()

@@ -17,6 +17,7 @@ as a crash would leave it, which recovery settles (the lock goes with the proces
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -24,7 +25,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, Protocol, cast
 
 from pgkms_independent import IMPLEMENTATION_NAME, __version__, disk
 from pgkms_independent.codec import (
@@ -359,8 +360,21 @@ def _decode_request(line: bytes) -> Json:
     return request
 
 
-def answer(line: bytes) -> tuple[Json, bool]:
-    """The response to one request line, and whether the session ends after it."""
+# The operations that may wait (on a lock, a passphrase command, the disk) rather than only
+# compute: before one of them runs, the answers written so far are flushed (see ``serve``).
+MAY_WAIT: Final = frozenset(
+    {"run_passphrase_command", "bootstrap", "startup", "rotate", "recover", "upgrade_keys"}
+)
+
+
+def _nothing() -> None:
+    return None
+
+
+def answer(line: bytes, before_waiting: Callable[[], None] = _nothing) -> tuple[Json, bool]:
+    """The response to one request line, and whether the session ends after it.
+    ``before_waiting`` is called once the request is valid, just before an operation of
+    ``MAY_WAIT`` runs."""
     request_id: int | None = None
     try:
         request = _decode_request(line)
@@ -379,7 +393,10 @@ def answer(line: bytes) -> tuple[Json, bool]:
             return {"id": request_id, "ok": True, "result": result}, op == "shutdown"
         if op not in HANDLERS:
             raise ProtocolFailure(Code.UNSUPPORTED_OPERATION, f"operation {op!r} is not supported")
-        result = HANDLERS[op](parse_params(op, request))
+        params = parse_params(op, request)
+        if op in MAY_WAIT:
+            before_waiting()
+        result = HANDLERS[op](params)
         return {"id": request_id, "ok": True, "result": result}, False
     except Failure as failure:
         error = {"code": failure.code.value, "message": failure.message}
@@ -388,20 +405,54 @@ def answer(line: bytes) -> tuple[Json, bool]:
     return {"id": request_id, "ok": False, "error": error}, False
 
 
-def write_response(out: BinaryIO, response: dict[str, Any]) -> None:
-    """ADP_01: one compact JSON line, flushed at once (the harness may be waiting for it)."""
-    out.write(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\n")
-    out.flush()
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
 
 
-def serve(lines: Iterable[bytes], out: BinaryIO) -> None:
-    for line in lines:
-        if not line.strip():
-            continue
-        response, finished = answer(line)
-        write_response(out, response)
-        if finished:
-            return
+class _Chunked(Protocol):
+    """A buffered binary input (``sys.stdin.buffer``): ``read1`` returns what one read gives."""
+
+    def read1(self, size: int = -1, /) -> bytes: ...
+
+
+def _chunks_of_lines(stream: _Chunked) -> Iterable[list[bytes]]:
+    """Complete lines of ``stream``, grouped by the read that completed them; a trailing line
+    without a newline comes last, at end of input."""
+    carry: list[bytes] = []
+    while block := stream.read1(1 << 16):
+        *done, tail = block.split(b"\n")
+        if done:
+            done[0] = b"".join([*carry, done[0]])
+            carry = []
+            yield done
+        if tail:
+            carry.append(tail)
+    if carry:
+        yield [b"".join(carry)]
+
+
+def serve(stream: _Chunked, out: BinaryIO) -> None:
+    """ADP_01: one compact JSON line per request, in order. Answers to requests that came in
+    one read are written together, one system call for all, which the protocol allows; they
+    are flushed before the next read (the harness may be waiting for them) and before any
+    operation that may wait (``MAY_WAIT``), so none is held back behind a slow one."""
+    unsent = bytearray()
+
+    def flush() -> None:
+        if unsent:
+            out.write(unsent)
+            out.flush()
+            unsent.clear()
+
+    for lines in _chunks_of_lines(stream):
+        for line in lines:
+            if not line.strip():
+                continue
+            response, finished = answer(line, before_waiting=flush)
+            unsent += _COMPACT.encode(response).encode("ascii") + b"\n"
+            if finished:
+                flush()
+                return
+        flush()
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -413,7 +464,8 @@ def _stop(signum: int, frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    # At run time ``sys.stdin.buffer`` is an ``io.BufferedReader`` (typeshed: ``BinaryIO``).
+    serve(cast(io.BufferedReader, sys.stdin.buffer), sys.stdout.buffer)
 
 
 if __name__ == "__main__":

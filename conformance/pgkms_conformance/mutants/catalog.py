@@ -10,6 +10,7 @@ Patches import ``pgkms_independent`` lazily: the catalog itself can be listed wi
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -586,7 +587,7 @@ def one_request_per_read() -> None:
     """ADP_01's pipelining rule broken: the adapter reads its input in chunks and answers only the
     first request of each, as if a request could arrive only after the previous answer. One
     request at a time it conforms; with several in flight the others are never answered."""
-    answer, write_response = original("adapter", "answer"), original("adapter", "write_response")
+    answer = original("adapter", "answer")
 
     def serve(lines: Any, out: Any) -> None:
         while True:
@@ -597,7 +598,8 @@ def one_request_per_read() -> None:
             if not line.strip():
                 continue
             response, finished = answer(line)
-            write_response(out, response)
+            out.write(json.dumps(response).encode("ascii") + b"\n")
+            out.flush()
             if finished:
                 return
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from pgkms import __version__
@@ -342,39 +343,60 @@ def hello() -> Json:
 
 
 def _reject_extra_fields(raw: Json, allowed: frozenset[str]) -> None:
-    extra = sorted(set(raw) - allowed - {"id", "op"})
-    if extra:
-        raise MalformedRequest(f"unknown field(s): {', '.join(extra)}")
+    if raw.keys() <= allowed:
+        return
+    extra = sorted(set(raw) - allowed)
+    raise MalformedRequest(f"unknown field(s): {', '.join(extra)}")
+
+
+# The fields each operation accepts, "id" and "op" included (_reject_extra_fields).
+_ALLOWED = {
+    op: frozenset({"id", "op"}) | fields
+    for op, fields in [*((op, fields) for op, (fields, _) in OPERATIONS.items()),
+                       ("hello", frozenset()), ("shutdown", frozenset())]
+}  # fmt: skip
+
+
+def parse_line(line: str | bytes) -> Json | MalformedRequest:
+    """One request line as a JSON object, or the error its answer reports."""
+    try:
+        # strict UTF-8: no BOM, no UTF-16/32 auto-detection as json.loads(bytes) would do
+        raw = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
+        return MalformedRequest("request is not valid JSON")
+    if not isinstance(raw, dict):
+        return MalformedRequest("request is not a JSON object")
+    return raw
 
 
 def handle_line(line: str | bytes, fs: FileSystem | None = None) -> tuple[Json, bool]:
     """Answer one request line; the flag says whether the session should end. ``fs`` is for
     callers in process (the harness's oracle): the adapter itself uses the real filesystem."""
+    return answer(parse_line(line), fs)
+
+
+def answer(request: Json | MalformedRequest, fs: FileSystem | None = None) -> tuple[Json, bool]:
+    """``handle_line`` once the line is parsed (``parse_line``)."""
     request_id: Any = None
     try:
-        try:
-            # strict UTF-8: no BOM, no UTF-16/32 auto-detection as json.loads(bytes) would do
-            raw = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
-        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
-            raise MalformedRequest("request is not valid JSON") from None
-        if not isinstance(raw, dict):
-            raise MalformedRequest("request is not a JSON object")
-        request_id = raw.get("id")
+        if isinstance(request, MalformedRequest):
+            raise request
+        request_id = request.get("id")
         if not isinstance(request_id, int) or isinstance(request_id, bool):
             request_id = None
             raise MalformedRequest("field 'id': expected an integer")
-        op = raw.get("op")
+        op = request.get("op")
         if not isinstance(op, str):
             raise MalformedRequest("field 'op': expected a string")
         if op in ("hello", "shutdown"):
-            _reject_extra_fields(raw, frozenset())
+            _reject_extra_fields(request, _ALLOWED[op])
             result = hello() if op == "hello" else {}
             return {"id": request_id, "ok": True, "result": result}, op == "shutdown"
         if op not in OPERATIONS:
             raise UnsupportedOperation(f"operation {op!r} is not supported")
-        fields, handler = OPERATIONS[op]
-        _reject_extra_fields(raw, fields)  # before any effect on disk
-        return {"id": request_id, "ok": True, "result": handler(Request(raw, fs))}, False
+        _reject_extra_fields(request, _ALLOWED[op])  # before any effect on disk
+        result = OPERATIONS[op][1](Request(request, fs))
+        return {"id": request_id, "ok": True, "result": result}, False
     except KmsError as exc:
         error = {"code": exc.code, "message": exc.message}
     except Exception as exc:  # the adapter must answer, whatever happened
@@ -382,17 +404,55 @@ def handle_line(line: str | bytes, fs: FileSystem | None = None) -> tuple[Json, 
     return {"id": request_id, "ok": False, "error": error}, False
 
 
+# Operations that compute in memory, in time bounded by their input's size: no directory, no
+# command, no lock. Answers to such requests that arrived together go out in one write (one
+# system call instead of one per answer: a third of the CPU time of a small pipelined request);
+# an answer is never held back while another kind of request runs.
+QUICK_OPERATIONS = frozenset(
+    {"hello", "derive_kek", "wrap", "unwrap", "encode_record", "decode_record", "substitute",
+     "check_passphrase", "sql_wrap", "sql_unwrap"}
+)  # fmt: skip
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+READ_SIZE = 64 * 1024
+
+
+def _arrivals(stdin: BinaryIO) -> Iterator[list[bytes]]:
+    """The request lines of ``stdin``, in lists of those that arrived together (one read)."""
+    fd, partial = stdin.fileno(), bytearray()
+    while chunk := os.read(fd, READ_SIZE):
+        partial += chunk
+        if b"\n" in chunk:
+            *lines, rest = partial.split(b"\n")
+            partial = rest
+            yield [bytes(line) for line in lines]
+    if partial:  # a last line without its newline is still a request
+        yield [bytes(partial)]
+
+
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Read raw bytes: a line that is not UTF-8 is a malformed request, whatever the locale
     (a text-mode stdin would either crash on it or pass it on with surrogate escapes)."""
-    for line in stdin:
-        if not line.strip():
-            continue
-        response, done = handle_line(line)
-        stdout.write(json.dumps(response, separators=(",", ":")).encode("ascii") + b"\n")
+    held: list[bytes] = []
+
+    def write_held() -> None:
+        stdout.write(b"".join(held))
         stdout.flush()
-        if done:
-            return
+        held.clear()
+
+    for lines in _arrivals(stdin):
+        for line in lines:
+            if not line.strip():
+                continue
+            request = parse_line(line)
+            quick = isinstance(request, dict) and request.get("op") in QUICK_OPERATIONS
+            if held and not quick:
+                write_held()
+            response, done = answer(request)
+            held.append(_ENCODE(response).encode("ascii") + b"\n")
+            if done:
+                write_held()
+                return
+        write_held()
 
 
 def main() -> None:
