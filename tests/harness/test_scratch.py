@@ -1,21 +1,26 @@
 """The harness's scratch directories: in memory when the machine has a usable tmpfs, under the
-user's TMPDIR when one is set, and never left behind."""
+user's TMPDIR when one is set, and never left behind; and nothing written where a run starts."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis.internal.conjecture import providers
 from pgkms_conformance import scratch
+from pgkms_conformance.harness import properties
 from pgkms_conformance.harness.concurrency import Stress
 from pgkms_conformance.harness.run import Config, run_harness
 
 from tests.harness.helpers import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from pgkms_conformance.cli import main; main()"]
 SHM = "tmpfs /dev/shm tmpfs rw,nosuid,nodev,relatime,size=1024k 0 0\n"
 
 
@@ -114,3 +119,31 @@ def test_the_concurrency_stress_races_on_the_disk(machine: Path) -> None:
         assert stress.ws.root.parent != machine
     finally:
         stress.ws.close()
+
+
+def test_a_run_writes_nothing_into_its_current_directory(tmp_path: Path) -> None:
+    """Hypothesis keeps caches in ``.hypothesis/`` under the current directory (the constants
+    of local modules, its Unicode table); the property stage uses neither, so a run in the
+    user's directory leaves it as it was."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPOTHESIS")}
+    command = [*CLI, "run", "--impl", "reference", "--stages", "protocol,properties"]
+    done = subprocess.run(
+        [*command, "--examples", "30"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout.decode()[-2000:]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
+def test_local_constants_are_off_while_a_property_runs_and_restored_after() -> None:
+    original = providers._get_local_constants
+    seen: list[int] = []
+
+    def property_body() -> None:
+        with properties._without_local_constants():
+            seen.append(len(providers._get_local_constants()))
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        property_body()
+    assert seen == [0]
+    assert providers._get_local_constants is original
