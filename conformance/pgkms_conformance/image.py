@@ -184,17 +184,37 @@ def materialise(listing: Listing, root: Path) -> None:
     are left out rather than recreated.
     """
     made = {rel: e for rel, e in listing.items() if e.kind in ("dir", "file") and rel != ROOT}
+    base = str(root)
+    present = {""}  # the directories made so far, "" being root; saves a mkdir per entry
     for rel in sorted(made):  # sorted: a parent sorts before its children
         _check_path(rel)
         entry = made[rel]
-        path = root / rel.rstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        name = rel.rstrip("/")
+        parent = name.rpartition("/")[0]
+        if parent not in present:  # a listing need not list every directory it fills
+            os.makedirs(os.path.join(base, parent), exist_ok=True)
+            present.update(
+                "/".join(parent.split("/")[: i + 1]) for i in range(parent.count("/") + 1)
+            )
+        path = os.path.join(base, name)
         if entry.content is None:
-            path.mkdir(exist_ok=True)
+            if name not in present:
+                os.mkdir(path)
+                present.add(name)
         else:
-            path.write_bytes(entry.content)
+            _write_new(path, entry.content)
     for rel in sorted(made, reverse=True):
-        os.chmod(root / rel.rstrip("/"), made[rel].mode)
+        os.chmod(os.path.join(base, rel.rstrip("/")), made[rel].mode)
+
+
+def _write_new(path: str, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def snapshot(root: Path) -> Listing:

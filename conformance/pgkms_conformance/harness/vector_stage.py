@@ -11,7 +11,7 @@ never judged: a failure that matches the observed behaviour says so and still fa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from pgkms_conformance.harness.checks import Context, adapter_failure_case
 from pgkms_conformance.harness.model import Case, Verdict
 from pgkms_conformance.harness.session import RunAborted
-from pgkms_conformance.protocol.client import AdapterFailure
+from pgkms_conformance.protocol.client import AdapterFailure, Response
 from pgkms_conformance.vectors.runner import (
     MANIFEST,
     REPO_VECTOR_DIR,
@@ -28,6 +28,7 @@ from pgkms_conformance.vectors.runner import (
     VectorFile,
     Warn,
     iter_vector_files,
+    lone_request,
     run_test,
 )
 from pgkms_conformance.vectors.triage import bug_types_of
@@ -153,59 +154,128 @@ def cites(requirement: str) -> Callable[[Json], bool]:
     return lambda test: requirement in test.get("requirements", ())
 
 
+class _Pipelined:
+    """The IUT's answers to the tests of one file that are a lone request each
+    (``runner.lone_request``), sent ahead in runs of consecutive such tests (``call_many``).
+
+    ``answer(i)`` is test ``i``'s answer, or None when the test sends its own requests. Answers
+    come in test order; a protocol failure is raised at the test it concerns, ends the run it
+    was in, and the next lone test starts a new one (on the restarted IUT). ``close`` reads and
+    drops what is still owed, so a stage stopped early leaves the client in step.
+    """
+
+    def __init__(self, ctx: Context, requests: list[tuple[str, Json] | None]) -> None:
+        self._ctx, self._requests = ctx, requests
+        self._stream: Iterator[Response] | None = None
+        self._next = 0  # the test the stream answers next
+
+    def answer(self, index: int) -> Response | None:
+        if self._requests[index] is None:
+            return None
+        if self._stream is None or self._next != index:
+            self.close()
+            end = next(
+                (i for i in range(index, len(self._requests)) if not self._requests[i]), None
+            )
+            run = self._requests[index:end]
+            self._stream = self._ctx.session.client.call_many(r for r in run if r is not None)
+        self._next = index + 1
+        try:
+            return next(self._stream)
+        except BaseException:
+            self._stream = None  # a generator that raised is finished
+            raise
+
+    def close(self) -> None:
+        if isinstance(self._stream, Generator):
+            self._stream.close()
+        self._stream = None
+
+
 def run_vectors(
     ctx: Context, files: Sequence[VectorFile], keep: Callable[[Json], bool] | None = None
 ) -> Iterator[Case]:
     """Every test of ``files`` in file order, or those ``keep`` is true of (a focused run splits
-    the stage in two: ``harness.run.stage_order``)."""
+    the stage in two: ``harness.run.stage_order``). The tests that are a lone request each are
+    pipelined (``_Pipelined``): a third of the harness's CPU time per such test, and most of
+    the wall time."""
     caps = ctx.session.capabilities
     for vector_file in files:
         where = _display_path(vector_file.path)
         notes = vector_file.document.get("notes", {})
         provenance = _provenance(vector_file.document)
-        for group, test in vector_file.tests():
-            if keep is not None and not keep(test):
-                continue
+        tests = [(g, t) for g, t in vector_file.tests() if keep is None or keep(t)]
+        for _, test in tests:  # every secret known before any request of the file goes out
             ctx.redactor.add_json(test.get("input"))
-            source: dict[str, Any] = {
-                "file": where,
-                "tcId": test["tcId"],
-                "id": test["id"],
-                "comment": test["comment"],
-                "op": test["op"],
-            }
-            if provenance:
-                source["provenance"] = provenance
-            observed = test.get("observed")
-            if isinstance(observed, dict):
-                source["observed"] = str(observed.get("description", ""))
-            name = f"{vector_file.path.name}#{test['tcId']}"
-            try:
-                outcome = run_test(ctx.session.client, test, group, capabilities=caps)
-            except AdapterFailure as exc:
-                ctx.session.recover_from(exc)
-                reqs = test.get("requirements")
-                requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
-                case = adapter_failure_case(ctx, "vectors", name, requirements, source, exc=exc)
-                yield _with_triage(case, test, notes)
-                continue
-            except RunAborted:
-                return
-            except Exception as exc:  # an answer the runner could not digest: the IUT's fault
-                ctx.progress.failed()
-                unread = Case(
-                    "vectors",
-                    name,
-                    Verdict.FAILED,
-                    tuple(test.get("requirements", ())),
-                    source,
-                    expected="an answer of the shape the protocol defines",
-                    found=f"an answer the vector runner could not read ({type(exc).__name__})",
+        pipelined = _Pipelined(ctx, [lone_request(test, caps) for _, test in tests])
+        try:
+            for index, (group, test) in enumerate(tests):
+                name = f"{vector_file.path.name}#{test['tcId']}"
+                case = _run_one(
+                    ctx,
+                    pipelined,
+                    index,
+                    group,
+                    test,
+                    name=name,
+                    where=where,
+                    provenance=provenance,
                 )
-                yield _with_triage(unread, test, notes)
-                continue
-            ctx.progress.tick(_requests_of(test))
-            yield _with_triage(_case(ctx, name, source, outcome), test, notes)
+                if case is None:
+                    return
+                yield _with_triage(case, test, notes)
+        finally:
+            pipelined.close()
+
+
+def _run_one(
+    ctx: Context,
+    pipelined: _Pipelined,
+    index: int,
+    group: Json,
+    test: Json,
+    *,
+    name: str,
+    where: str,
+    provenance: str | None,
+) -> Case | None:
+    """Test ``index`` of a file as a case; None when the run was aborted."""
+    caps = ctx.session.capabilities
+    source: dict[str, Any] = {
+        "file": where,
+        "tcId": test["tcId"],
+        "id": test["id"],
+        "comment": test["comment"],
+        "op": test["op"],
+    }
+    if provenance:
+        source["provenance"] = provenance
+    observed = test.get("observed")
+    if isinstance(observed, dict):
+        source["observed"] = str(observed.get("description", ""))
+    try:
+        answered = pipelined.answer(index)
+        outcome = run_test(ctx.session.client, test, group, capabilities=caps, answered=answered)
+    except AdapterFailure as exc:
+        ctx.session.recover_from(exc)
+        reqs = test.get("requirements")
+        requirements = tuple(str(r) for r in reqs) if isinstance(reqs, list) else ()
+        return adapter_failure_case(ctx, "vectors", name, requirements, source, exc=exc)
+    except RunAborted:
+        return None
+    except Exception as exc:  # an answer the runner could not digest: the IUT's fault
+        ctx.progress.failed()
+        return Case(
+            "vectors",
+            name,
+            Verdict.FAILED,
+            tuple(test.get("requirements", ())),
+            source,
+            expected="an answer of the shape the protocol defines",
+            found=f"an answer the vector runner could not read ({type(exc).__name__})",
+        )
+    ctx.progress.tick(_requests_of(test))
+    return _case(ctx, name, source, outcome)
 
 
 def _requests_of(test: dict[str, object]) -> int:

@@ -325,16 +325,36 @@ class _Verdict(Exception):
         self.reason, self.expected, self.found, self.rule = reason, expected, found, rule
 
 
+def lone_request(test: Json, capabilities: Iterable[str]) -> tuple[str, Json] | None:
+    """The one request ``test`` sends, when it is nothing but that request: no directory to
+    write or list, no command to run first, randomness the IUT can take, an op it offers.
+    Such tests may be sent ahead, pipelined (``run_test``'s ``answered``); None for the rest."""
+    op, params = test["op"], test["input"]
+    caps = frozenset(capabilities)
+    if op == "accumulated_wrap" or not composed.needed_ops(op, params) <= caps:
+        return None
+    if composed.split(op, params) is not None:
+        return None
+    if any(isinstance(params.get(f), dict) for f in DIRECTORY_FIELDS):
+        return None
+    if "inject_randomness" not in caps and any(k in params for k in INJECTED):
+        return None
+    return op, dict(params)
+
+
 def run_test(
     client: AdapterClient,
     test: Json,
     group: Json | None = None,
     *,
     capabilities: Iterable[str] | None = None,
+    answered: Response | None = None,
 ) -> Outcome:
     """Run one vector through the IUT behind ``client`` (``group`` is informative only).
 
     ``capabilities`` defaults to what the IUT's ``hello`` announced (asked once per client).
+    ``answered``: the IUT's answer to the test's ``lone_request``, already sent and read
+    (pipelined); the test then sends nothing itself.
     """
     caps = frozenset(capabilities) if capabilities is not None else _capabilities_of(client)
     op = test["op"]
@@ -358,7 +378,7 @@ def run_test(
         if op == "accumulated_wrap":
             _run_accumulated(client, test)
         else:
-            _run_op(client, test, caps, notes)
+            _run_op(client, test, caps, notes, answered)
     except _Verdict as v:
         own = _OWN_RULE.get(op)
         return Outcome(
@@ -417,7 +437,13 @@ def _first_listing_difference(
     return None
 
 
-def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list[str]) -> None:
+def _run_op(
+    client: AdapterClient,
+    test: Json,
+    caps: frozenset[str],
+    notes: list[str],
+    answered: Response | None = None,
+) -> None:
     op, params, result = test["op"], dict(test["input"]), test["result"]
     expected: Json = test.get("expected", {})
     injected = [k for k in INJECTED if k in params]
@@ -428,7 +454,8 @@ def _run_op(client: AdapterClient, test: Json, caps: frozenset[str], notes: list
             notes.append("checked without injected randomness")
             _run_uninjected(client, test, params, caps)
             return
-    response, after = _call(client, op, params)
+    # A lone request (``lone_request``) lists no directory: its answer is all there is.
+    response, after = (answered, {}) if answered is not None else _call(client, op, params)
     if not response.ok and response.error_code == "unsupported_operation":
         raise _Verdict("the IUT claims this op but refused it", "a result", "unsupported_operation")
     cited = test["requirements"]
