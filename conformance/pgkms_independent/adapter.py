@@ -49,6 +49,7 @@ from pgkms_independent.passphrase import (
     effective,
     expand,
     kill_running_groups,
+    stop_or_postpone,
 )
 from pgkms_independent.primitives import KeyPair, derive, open_sealed, seal
 from pgkms_independent.sql import pg_unwrap, pg_wrap
@@ -456,9 +457,14 @@ def serve(stream: _Chunked, out: BinaryIO) -> None:
 
 
 def _stop(signum: int, frame: object) -> None:
-    """ADP_06, PASS_09: asked to stop, end any passphrase command's group, then exit."""
-    kill_running_groups()
-    os._exit(128 + signum)
+    """ADP_06, PASS_09: asked to stop, end any passphrase command's group, then exit (once a
+    command being spawned is registered: ``stop_or_postpone``)."""
+
+    def stop() -> None:
+        kill_running_groups()
+        os._exit(128 + signum)
+
+    stop_or_postpone(stop)
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ import re
 import select
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Final
 
@@ -93,6 +95,34 @@ def kill_running_groups() -> None:
         kill_group(pgid)
 
 
+# PASS_09: a command between its fork and its entry in ``running_groups`` is known to nobody;
+# a stop handled in that gap would leave it running. The adapter's handler asks
+# ``stop_or_postpone`` instead of stopping at once: during a spawn its stop is kept here and
+# carried out right after the group is registered, when ``kill_running_groups`` reaches it.
+class _Spawn:
+    def __init__(self) -> None:
+        self.under_way = False
+        self.postponed: list[Callable[[], None]] = []
+
+    def begin(self) -> None:
+        self.under_way = threading.current_thread() is threading.main_thread()  # handlers' thread
+
+    def end(self) -> None:
+        self.under_way = False
+        while self.postponed:
+            self.postponed.pop(0)()
+
+
+_SPAWN = _Spawn()
+
+
+def stop_or_postpone(stop: Callable[[], None]) -> None:
+    if _SPAWN.under_way:
+        _SPAWN.postponed.append(stop)
+    else:
+        stop()
+
+
 def _exited(pid: int) -> bool:
     """Whether ``pid`` has exited, without reaping it (so its group id stays reserved)."""
     try:
@@ -148,6 +178,7 @@ def run_command(command: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[bytes, 
     The output is drained to the end (so the writer never dies of SIGPIPE) but only a bounded
     prefix is kept.
     """
+    _SPAWN.begin()
     try:
         child = subprocess.Popen(
             ["/bin/sh", "-c", expand(command)],
@@ -156,12 +187,14 @@ def run_command(command: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[bytes, 
             stderr=subprocess.DEVNULL,
             process_group=0,  # PASS_08: a group of its own, killed as a whole
         )
+        running_groups.add(child.pid)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the command
         reason = exc.strerror if isinstance(exc, OSError) else "invalid command string"
         raise PassphraseFailure(
             Code.PASSPHRASE_COMMAND_FAILED, f"passphrase command could not start: {reason}"
         ) from None
-    running_groups.add(child.pid)
+    finally:
+        _SPAWN.end()  # a stop that waited for the registration happens here
     try:
         output, total = _collect(child, timeout)
     finally:

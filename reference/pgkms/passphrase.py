@@ -13,7 +13,9 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -77,6 +79,63 @@ class CommandOutput:
         return f"<CommandOutput: {self.total_len} bytes>"
 
 
+class CommandStart:
+    """Holds back a stop that arrives while a passphrase command is being started (PASS_09).
+
+    A stop signal's handler that raises (``KeyboardInterrupt``, the tools' ``Stopped``) while
+    ``subprocess.Popen`` waits for the command's exec would leave the command running with
+    nobody holding its handle: no clean-up could end its group. Within ``held()``, a handler
+    calls ``defer`` instead of raising; the exception is raised when the block ends, once the
+    handle is kept, inside the clean-up that ends the group. Signal handlers run in the main
+    thread only, so only a start in the main thread holds them back.
+    """
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._deferred: BaseException | None = None
+
+    def defer(self, stop: BaseException) -> bool:
+        """For a signal handler: keep ``stop`` for later if a start is under way (True)."""
+        if not self._holding:
+            return False
+        self._deferred = stop
+        return True
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        main = threading.current_thread() is threading.main_thread()
+        self._holding = main
+        try:
+            yield
+        finally:
+            self._holding = False
+            stop, self._deferred = self._deferred, None
+            if stop is not None:
+                raise stop
+
+
+COMMAND_START = CommandStart()
+
+
+def _start(command: str) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", substitute(command)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            process_group=0,  # PASS_08: a group of its own, to kill everything it starts
+        )
+    except OSError as exc:
+        raise PassphraseCommandFailed(
+            f"could not start passphrase command: {exc.strerror}"
+        ) from None
+    except ValueError:  # a NUL byte or an unencodable character in the command string
+        raise PassphraseCommandFailed(
+            "could not start passphrase command: invalid command string"
+        ) from None
+
+
 def run_passphrase_command(
     command: str, timeout: float = PASSPHRASE_COMMAND_TIMEOUT
 ) -> CommandOutput:
@@ -94,28 +153,16 @@ def run_passphrase_command(
     error, ``KeyboardInterrupt``, the CLI's SIGTERM exception), the group is killed and the
     command reaped first, so nothing it started outlives the request.
     """
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", substitute(command)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            process_group=0,  # PASS_08: a group of its own, to kill everything it starts
-        )
-    except OSError as exc:
-        raise PassphraseCommandFailed(
-            f"could not start passphrase command: {exc.strerror}"
-        ) from None
-    except ValueError:  # a NUL byte or an unencodable character in the command string
-        raise PassphraseCommandFailed(
-            "could not start passphrase command: invalid command string"
-        ) from None
-    try:
+        with COMMAND_START.held():
+            proc = _start(command)
         deadline = time.monotonic() + timeout
         head, total = _read_to_eof(proc, deadline, timeout)
         _wait_for_exit(proc, deadline, timeout)
     finally:
-        _end_group(proc)
+        if proc is not None:
+            _end_group(proc)
     status = proc.returncode
     if status != 0:
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
