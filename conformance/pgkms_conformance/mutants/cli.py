@@ -22,11 +22,14 @@ from pgkms_conformance.mutants.zoo import (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    defaults = ZooSettings()  # one source for the defaults: the settings' own
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the zoo and exit")
-    parser.add_argument("--examples", type=int, default=25, help="examples per property")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--examples", type=int, default=defaults.examples, help="examples per property"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--timeout", type=float, default=defaults.timeout)
     parser.add_argument(
         "--no-vectors", action="store_true", help="skip the static vectors (faster)"
     )
@@ -39,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full-runs",
         action="store_true",
+        default=defaults.full_runs,
         help="run each mutant's harness run to its end (default: stop at its first failure "
         "charged to the rule it violates)",
     )
