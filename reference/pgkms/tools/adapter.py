@@ -350,11 +350,8 @@ def _reject_extra_fields(raw: Json, allowed: frozenset[str]) -> None:
 
 
 # The fields each operation accepts, "id" and "op" included (_reject_extra_fields).
-_ALLOWED = {
-    op: frozenset({"id", "op"}) | fields
-    for op, fields in [*((op, fields) for op, (fields, _) in OPERATIONS.items()),
-                       ("hello", frozenset()), ("shutdown", frozenset())]
-}  # fmt: skip
+_ALLOWED = {op: fields | {"id", "op"} for op, (fields, _) in OPERATIONS.items()}
+_ALLOWED["hello"] = _ALLOWED["shutdown"] = frozenset({"id", "op"})
 
 
 def parse_line(line: str | bytes) -> Json | MalformedRequest:
