@@ -14,6 +14,7 @@ from pgkms_conformance.bundled import adapter_command
 from pgkms_conformance.harness import report_html, report_json, report_junit, report_text
 from pgkms_conformance.harness.concurrency import DEFAULT_ROUNDS
 from pgkms_conformance.harness.model import Report
+from pgkms_conformance.harness.options import positive_seconds
 from pgkms_conformance.harness.progress import Progress
 from pgkms_conformance.harness.run import STAGES, Config, run_harness
 from pgkms_conformance.harness.vector_stage import default_vector_paths
@@ -26,13 +27,6 @@ def _stages(text: str) -> tuple[str, ...]:
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(f"choose among {', '.join(STAGES)}")
     return chosen
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="seconds per request (default 10)",

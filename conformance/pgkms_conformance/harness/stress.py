@@ -13,6 +13,7 @@ import sys
 
 from pgkms_conformance.bundled import adapter_command
 from pgkms_conformance.harness.concurrency import MAX_PROCS, MIN_PROCS, RoundResult, run_rounds
+from pgkms_conformance.harness.options import positive_seconds
 
 
 def _count(text: str) -> int:
@@ -26,13 +27,6 @@ def _procs(text: str) -> int:
     value = int(text)
     if value < MIN_PROCS:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_PROCS}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
     return value
 
 
@@ -53,7 +47,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the schedule")
     parser.add_argument(
-        "--time-limit", type=_seconds, metavar="SECONDS", help="stop starting rounds after this"
+        "--time-limit",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="stop starting rounds after this",
     )
     parser.add_argument("--quiet", action="store_true", help="no line per violating round")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pgkms_conformance.harness.options import positive_seconds
 from pgkms_conformance.harness.run import STAGES
 from pgkms_conformance.harness.vector_stage import default_vector_paths
 from pgkms_conformance.mutants.catalog import BY_NAME, MUTANTS
@@ -29,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--examples", type=int, default=defaults.examples, help="examples per property"
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--timeout", type=float, default=defaults.timeout)
+    parser.add_argument("--timeout", type=positive_seconds, default=defaults.timeout)
     parser.add_argument(
         "--no-vectors", action="store_true", help="skip the static vectors (faster)"
     )
