@@ -193,9 +193,9 @@ def materialise(listing: Listing, root: Path) -> None:
         parent = name.rpartition("/")[0]
         if parent not in present:  # a listing need not list every directory it fills
             os.makedirs(os.path.join(base, parent), exist_ok=True)
-            present.update(
-                "/".join(parent.split("/")[: i + 1]) for i in range(parent.count("/") + 1)
-            )
+            while parent not in present:
+                present.add(parent)
+                parent = parent.rpartition("/")[0]
         path = os.path.join(base, name)
         if entry.content is None:
             if name not in present:

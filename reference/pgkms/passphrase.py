@@ -103,8 +103,7 @@ class CommandStart:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        main = threading.current_thread() is threading.main_thread()
-        self._holding = main
+        self._holding = threading.current_thread() is threading.main_thread()
         try:
             yield
         finally:

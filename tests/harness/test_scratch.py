@@ -70,8 +70,10 @@ def test_too_little_room_falls_back_to_the_disk(
     machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _mount(machine, SHM)
-    free = os.statvfs(machine)
-    monkeypatch.setattr(scratch, "MIN_FREE_BYTES", free.f_bavail * free.f_frsize + 1)
+    # More than the whole file system holds: other tests free space on it meanwhile, so its
+    # free space at this moment would be a racy bound.
+    size = os.statvfs(machine)
+    monkeypatch.setattr(scratch, "MIN_FREE_BYTES", size.f_blocks * size.f_frsize + 1)
     assert scratch.scratch_dir() is None
 
 

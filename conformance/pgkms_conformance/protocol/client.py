@@ -52,8 +52,9 @@ DEFAULT_WINDOW = 32
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _request_line(request_id: int, op: str, params: Json) -> str:
-    return _ENCODE({"id": request_id, "op": op, **params})
+def _request_line(request_id: int, op: str, params: Json) -> bytes:
+    """One request as the line the IUT reads (ADP_01), newline included."""
+    return (_ENCODE({"id": request_id, "op": op, **params}) + "\n").encode()
 
 
 class AdapterFailure(Exception):
@@ -174,9 +175,9 @@ class AdapterClient:
         """Send one request and wait (at most ``timeout`` seconds in all) for its response."""
         request_id = self._next_id
         self._next_id += 1
-        line = _request_line(request_id, op, params)
         deadline = time.monotonic() + self.timeout
-        self._send((line + "\n").encode(), deadline, f"{op!r} (id {request_id})")
+        line = _request_line(request_id, op, params)
+        self._send(line, deadline, f"{op!r} (id {request_id})")
         return self._receive(request_id, op, deadline)
 
     def call_many(
@@ -225,7 +226,7 @@ class AdapterClient:
             op, params = item
             request_id = self._next_id
             self._next_id += 1
-            lines.append((_request_line(request_id, op, params) + "\n").encode())
+            lines.append(_request_line(request_id, op, params))
             in_flight.append((request_id, op))
         if lines:
             what = f"{in_flight[-1][1]!r} (id {in_flight[-1][0]}, with {len(lines) - 1} before it)"
@@ -348,7 +349,7 @@ class AdapterClient:
         """``shutdown``, then end of input; wait at most SHUTDOWN_GRACE_S for the exit."""
         proc, pipes = self._proc, self._pipes
         grace = time.monotonic() + min(self.timeout, SHUTDOWN_GRACE_S)
-        shutdown = (_request_line(self._next_id, "shutdown", {}) + "\n").encode()
+        shutdown = _request_line(self._next_id, "shutdown", {})
         with contextlib.suppress(OSError):
             pipes.write(shutdown, min(grace, time.monotonic() + 0.5))
         pipes.close_stdin()

@@ -432,9 +432,10 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     held: list[bytes] = []
 
     def write_held() -> None:
-        stdout.write(b"".join(held))
-        stdout.flush()
-        held.clear()
+        if held:
+            stdout.write(b"".join(held))
+            stdout.flush()
+            held.clear()
 
     for lines in _arrivals(stdin):
         for line in lines:
